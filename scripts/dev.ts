@@ -1,0 +1,101 @@
+/**
+ * `npm run dev`: the worker under `wrangler dev`, wired to a local Kafka REST sink when no external
+ * Kafka URL is configured, with a local API key provisioned and a ready-to-paste curl printed.
+ */
+import { spawn, spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { startSink } from '../dev/sink/sink.ts'
+import { hashKey } from './lib/keys.ts'
+
+const WORKER_PORT = Number(process.env.PORT ?? 8787)
+const SINK_PORT = Number(process.env.SINK_PORT ?? 8788)
+const STATE_DIR = '.wrangler/dev'
+const DEV_PROJECT = 'dev/playground'
+
+if (!existsSync('.dev.vars')) {
+  copyFileSync('.dev.vars.example', '.dev.vars')
+  console.log('created .dev.vars from .dev.vars.example (local sink credentials)')
+}
+const devVars = Object.fromEntries(
+  readFileSync('.dev.vars', 'utf8')
+    .split('\n')
+    .filter((l) => /^[A-Z_]+=/.test(l))
+    .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+)
+
+// An external Kafka REST endpoint wins; otherwise the local sink stands in for Kafka.
+let kafkaUrl = process.env.UPSTASH_KAFKA_REST_URL ?? devVars.UPSTASH_KAFKA_REST_URL ?? ''
+let closeSink: (() => Promise<void>) | undefined
+if (kafkaUrl === '') {
+  const sink = await startSink({
+    port: SINK_PORT,
+    username: devVars.UPSTASH_KAFKA_REST_USERNAME ?? 'dev',
+    password: devVars.UPSTASH_KAFKA_REST_PASSWORD ?? 'dev-password',
+  })
+  kafkaUrl = sink.url
+  closeSink = () => sink.close()
+  console.log(`local Kafka REST sink on ${sink.url}`)
+}
+
+mkdirSync(STATE_DIR, { recursive: true })
+const keyFile = `${STATE_DIR}/api-key.json`
+const apiKey = existsSync(keyFile)
+  ? (JSON.parse(readFileSync(keyFile, 'utf8')) as { key: string }).key
+  : `dev-${randomBytes(24).toString('hex')}`
+writeFileSync(keyFile, JSON.stringify({ key: apiKey, sinkUrl: kafkaUrl }))
+const record = JSON.stringify({ wb_user_id: 'dev-user', projects: ['dev/*'] })
+const put = spawnSync(
+  'wrangler',
+  ['kv', 'key', 'put', '--binding', 'API_KEYS', '--local', hashKey(apiKey), record],
+  { stdio: ['ignore', 'ignore', 'inherit'] },
+)
+if (put.status !== 0) throw new Error('could not provision the local API key')
+
+const wrangler = spawn(
+  'wrangler',
+  [
+    'dev',
+    '--port',
+    String(WORKER_PORT),
+    '--ip',
+    '127.0.0.1',
+    '--var',
+    `UPSTASH_KAFKA_REST_URL:${kafkaUrl}`,
+  ],
+  { stdio: 'inherit' },
+)
+
+const base = `http://127.0.0.1:${WORKER_PORT}`
+for (let i = 0; i < 240; i++) {
+  if (wrangler.exitCode !== null) break
+  const up = await fetch(`${base}/health`).then(
+    () => true,
+    () => false,
+  )
+  if (up) {
+    console.log(`
+The worker is up on ${base}. Enqueue a scoring job:
+
+  curl -s -u 'api:${apiKey}' -H 'content-type: application/json' \\
+    -d '{"project_id":"${DEV_PROJECT}","call_ids":["0190a1b2-0000-7000-8000-000000000001"],"scorer_refs":["weave:///${DEV_PROJECT}/object/Toxicity:9f2c"]}' \\
+    ${base}/calls/score
+
+Then see what landed on Kafka:  npm run messages
+`)
+    break
+  }
+  await new Promise((r) => setTimeout(r, 500))
+}
+
+const stop = async () => {
+  wrangler.kill('SIGINT')
+  await closeSink?.()
+  process.exit(0)
+}
+process.on('SIGINT', stop)
+process.on('SIGTERM', stop)
+wrangler.on('exit', async (code) => {
+  await closeSink?.()
+  process.exit(code ?? 0)
+})

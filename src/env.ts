@@ -1,0 +1,16 @@
+import type { ApiKeyRecord } from './auth/keys.ts'
+import type { Config } from './config.ts'
+import type { ParsedBody } from './fastapi/body.ts'
+import type { RequestLog } from './middleware/request-context.ts'
+
+/** Hono's environment: the generated Worker bindings plus what middleware hands to handlers. */
+export type AppEnv = {
+  Bindings: Env
+  Variables: {
+    requestId: string
+    log: RequestLog
+    config: Config
+    principal: ApiKeyRecord
+    body: ParsedBody
+  }
+}

@@ -1,0 +1,83 @@
+import type { Context } from 'hono'
+import { HTTPException } from 'hono/http-exception'
+import type { AppEnv } from './env.ts'
+import { renderJson } from './fastapi/pyjson.ts'
+import type { PydanticError } from './fastapi/validation.ts'
+
+/** Every failure the worker answers with, besides validation errors and basic auth's own 401. */
+export type ErrorCode =
+  | 'body_parse'
+  | 'payload_too_large'
+  | 'forbidden'
+  | 'kafka_unavailable'
+  | 'misconfigured'
+  | 'not_found'
+  | 'method_not_allowed'
+  | 'internal'
+
+const statusOf = {
+  body_parse: 400,
+  forbidden: 403,
+  not_found: 404,
+  method_not_allowed: 405,
+  payload_too_large: 413,
+  internal: 500,
+  kafka_unavailable: 503,
+  misconfigured: 503,
+} as const satisfies Record<ErrorCode, number>
+
+/**
+ * A failure with a FastAPI-shaped `{"detail": "..."}` body. The detail is what the client sees;
+ * anything an operator needs goes to the request log through `logFields`, never to the wire.
+ */
+export class ApiError extends HTTPException {
+  constructor(
+    readonly code: ErrorCode,
+    readonly detail: string,
+    readonly headers: Readonly<Record<string, string>> = {},
+    readonly logFields: Readonly<Record<string, unknown>> = {},
+  ) {
+    super(statusOf[code], { message: detail })
+  }
+}
+
+/** FastAPI's RequestValidationError: a 422 whose detail is pydantic's error list. */
+export class RequestValidationError extends Error {
+  constructor(readonly errors: readonly PydanticError[]) {
+    super('request validation failed')
+  }
+}
+
+/** Rendered the way Starlette's JSONResponse does (compact, UTF-8, Python number reprs). */
+export function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}) {
+  return new Response(renderJson(body), {
+    status,
+    headers: { 'content-type': 'application/json', ...headers },
+  })
+}
+
+/**
+ * The one place that maps failures to the wire. HTTPExceptions that already carry a response
+ * (basic auth's 401 with WWW-Authenticate) go out untouched; anything unexpected is logged and
+ * becomes FastAPI's plain 500 without details.
+ */
+export function handleError(err: Error, c: Context<AppEnv>): Response {
+  if (err instanceof RequestValidationError) {
+    c.get('log').outcome = 'invalid'
+    return jsonResponse(422, { detail: err.errors })
+  }
+  if (err instanceof ApiError) {
+    Object.assign(c.get('log'), { outcome: err.code }, err.logFields)
+    return jsonResponse(err.status, { detail: err.detail }, { ...err.headers })
+  }
+  if (err instanceof HTTPException) {
+    c.get('log').outcome = err.status === 401 ? 'unauthenticated' : `http_${err.status}`
+    return err.getResponse()
+  }
+  Object.assign(c.get('log'), {
+    outcome: 'internal',
+    error: err.name,
+    error_message: err.message,
+  })
+  return jsonResponse(500, { detail: 'Internal Server Error' })
+}

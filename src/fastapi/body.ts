@@ -1,0 +1,94 @@
+import type { MiddlewareHandler } from 'hono'
+import type { AppEnv } from '../env.ts'
+import { ApiError, RequestValidationError } from '../errors.ts'
+import {
+  decodeJsonBytes,
+  isJsonContentType,
+  PyBodyParseError,
+  PyJsonDecodeError,
+  type PyValue,
+  pyJsonLoads,
+  toPlain,
+} from './pyjson.ts'
+import { missingError, notAnObjectError } from './validation.ts'
+
+/** The request body as FastAPI would hand it to pydantic. */
+export type ParsedBody = {
+  /** Plain JS value, what zod validates. */
+  plain: unknown
+  /** The same body with Python's json semantics (exact numbers, dict order); parsed on demand. */
+  exact(): PyValue
+}
+
+// The Content-Type test of Hono's `validator('json')`; FastAPI's rule is wider (see below).
+const HONO_JSON = /^application\/([\w.-]+\+)?json$/i
+const lossyUtf8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true })
+
+const parseFailed = () => new ApiError('body_parse', 'There was an error parsing the body')
+
+function parseExact(text: string): PyValue {
+  try {
+    return pyJsonLoads(text)
+  } catch (e) {
+    if (e instanceof PyJsonDecodeError) {
+      throw new RequestValidationError([
+        {
+          type: 'json_invalid',
+          loc: ['body', e.pos],
+          msg: 'JSON decode error',
+          input: {},
+          ctx: { error: e.msg },
+        },
+      ])
+    }
+    if (e instanceof PyBodyParseError) throw parseFailed()
+    throw e
+  }
+}
+
+/**
+ * Reads the body the way FastAPI's request handler does (fastapi/routing.py): an empty body is a
+ * missing body whatever its Content-Type; only `application/json` and `application/*+json` are
+ * parsed; bytes are decoded like `json.loads(bytes)`; decode errors are 422 `json_invalid` at the
+ * code-point position CPython reports; anything else that breaks parsing is a 400.
+ *
+ * The fast path is the runtime's JSON.parse, which agrees with CPython on every text it accepts
+ * that can pass validation; only texts it rejects (NaN, Infinity, real syntax errors) go through
+ * the CPython port. The parsed value is handed to `zValidator` so the body is parsed once.
+ */
+export const fastapiJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const bytes = new Uint8Array(await c.req.arrayBuffer())
+  if (bytes.length === 0) throw new RequestValidationError([missingError(['body'], null)])
+  const contentType = c.req.header('content-type') ?? null
+  if (!isJsonContentType(contentType)) {
+    // FastAPI echoes the raw text (it would 500 on bytes that are not UTF-8; we replace them).
+    throw new RequestValidationError([notAnObjectError(lossyUtf8.decode(bytes))])
+  }
+  let text: string
+  try {
+    text = decodeJsonBytes(bytes)
+  } catch (e) {
+    if (e instanceof PyBodyParseError) throw parseFailed()
+    throw e
+  }
+  let exact: PyValue | undefined
+  let plain: unknown
+  try {
+    plain = JSON.parse(text)
+  } catch {
+    exact = parseExact(text)
+    plain = toPlain(exact)
+  }
+  c.set('body', { plain, exact: () => (exact ??= parseExact(text)) })
+
+  // zValidator reads through HonoRequest.json() and only for Content-Types its own regex accepts.
+  c.req.json = <T>() => Promise.resolve(plain as T)
+  const mediaType = (contentType ?? '').split(';')[0]?.trim() ?? ''
+  if (!HONO_JSON.test(mediaType)) {
+    c.req.raw = new Request(c.req.url, {
+      method: c.req.method,
+      headers: { 'content-type': 'application/json' },
+    })
+  }
+  await next()
+}

@@ -1,0 +1,145 @@
+import type { z } from 'zod'
+import { CALLS_SCORE_FIELDS, type CallsScoreRequest, CLIENT_REF } from '../schemas/calls-score.ts'
+import type { PyObject, PyValue } from './pyjson.ts'
+
+/** One entry of FastAPI's `{"detail": [...]}`, keys in pydantic's order. */
+export type PydanticError = {
+  type: string
+  loc: (string | number)[]
+  msg: string
+  input: unknown
+  ctx?: Record<string, unknown>
+}
+
+/** pydantic's `missing`; for a missing field its input is the whole body object. */
+export const missingError = (loc: (string | number)[], input: unknown): PydanticError => ({
+  type: 'missing',
+  loc,
+  msg: 'Field required',
+  input,
+})
+
+/** What FastAPI answers for a body it did not parse as JSON, or a JSON value that is no object. */
+export const notAnObjectError = (input: unknown): PydanticError => ({
+  type: 'model_attributes_type',
+  loc: ['body'],
+  msg: 'Input should be a valid dictionary or object to extract fields from',
+  input,
+})
+
+const isObject = (v: PyValue): v is PyObject => v instanceof Map
+
+const fieldRank = new Map<string | number, number>(CALLS_SCORE_FIELDS.map((f, i) => [f, i]))
+
+/**
+ * Turns zod's issues for `CallsScoreReq` into exactly the errors pydantic v2 (Python/lax mode)
+ * reports, in pydantic's order: model fields in definition order, list items by index, then one
+ * `extra_forbidden` per unknown key in body order. Inputs come from `root`, the body as Python's
+ * json module parsed it, so numbers, key order and duplicate keys echo as FastAPI echoes them.
+ */
+export function pydanticErrors(
+  issues: readonly z.core.$ZodIssue[],
+  root: PyValue,
+): PydanticError[] {
+  if (!isObject(root))
+    return [root === null ? missingError(['body'], null) : notAnObjectError(root)]
+  const keyOrder = new Map<string, number>()
+  for (const key of root.keys()) keyOrder.set(key, keyOrder.size)
+  const ranked: { rank: number; index: number; error: PydanticError }[] = []
+  const add = (rank: number, index: number, error: PydanticError) =>
+    ranked.push({ rank, index, error })
+
+  for (const issue of issues) {
+    const [field, index] = issue.path
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) {
+        add(CALLS_SCORE_FIELDS.length + (keyOrder.get(key) ?? 0), 0, {
+          type: 'extra_forbidden',
+          loc: ['body', key],
+          msg: 'Extra inputs are not permitted',
+          input: root.get(key) ?? null,
+        })
+      }
+      continue
+    }
+    if (typeof field !== 'string') continue
+    const rank = fieldRank.get(field) ?? CALLS_SCORE_FIELDS.length
+    const value = root.get(field)
+    if (value === undefined) {
+      add(rank, -1, missingError(['body', field], root))
+    } else if (typeof index === 'number' && Array.isArray(value)) {
+      add(rank, index, stringTypeError(['body', field, index], value[index] ?? null))
+    } else if (issue.code === 'invalid_type' && issue.expected === 'array') {
+      add(rank, -1, {
+        type: 'list_type',
+        loc: ['body', field],
+        msg: 'Input should be a valid list',
+        input: value,
+      })
+    } else {
+      add(rank, -1, stringTypeError(['body', field], value))
+    }
+  }
+  ranked.sort((a, b) => a.rank - b.rank || a.index - b.index)
+  return ranked.map((r) => r.error)
+}
+
+const stringTypeError = (loc: (string | number)[], input: unknown): PydanticError => ({
+  type: 'string_type',
+  loc,
+  msg: 'Input should be a valid string',
+  input,
+})
+
+/** pydantic's `value_error` as FastAPI renders it: the exception in ctx encodes to `{}`. */
+const valueError = (loc: (string | number)[], message: string, input: unknown): PydanticError => ({
+  type: 'value_error',
+  loc,
+  msg: `Value error, ${message}`,
+  input,
+  ctx: { error: {} },
+})
+
+const tooLong = (field: string, list: readonly string[], max: number): PydanticError => ({
+  type: 'too_long',
+  loc: ['body', field],
+  msg: `List should have at most ${max} item${max === 1 ? '' : 's'} after validation, not ${list.length}`,
+  input: list,
+  ctx: { field_type: 'List', max_length: max, actual_length: list.length },
+})
+
+const LONE_SURROGATE = 'string contains a lone surrogate and cannot be encoded as UTF-8'
+const BAD_REF =
+  'scorer ref must be a client ref weave:///<entity>/<project>/(object|op)/<name>:<digest>'
+
+/**
+ * The edge's own checks on a body FastAPI would accept, in the same 422 shape: list limits
+ * (pydantic's `too_long`), client-form scorer refs, and strings that cannot reach Kafka as UTF-8.
+ */
+export function edgeErrors(
+  req: CallsScoreRequest,
+  limits: { maxCallIds: number; maxScorerRefs: number },
+): PydanticError[] {
+  const errors: PydanticError[] = []
+  if (!req.project_id.isWellFormed()) {
+    errors.push(valueError(['body', 'project_id'], LONE_SURROGATE, req.project_id))
+  }
+  if (req.call_ids.length > limits.maxCallIds) {
+    errors.push(tooLong('call_ids', req.call_ids, limits.maxCallIds))
+  } else {
+    req.call_ids.forEach((id, i) => {
+      if (!id.isWellFormed()) errors.push(valueError(['body', 'call_ids', i], LONE_SURROGATE, id))
+    })
+  }
+  if (req.scorer_refs.length > limits.maxScorerRefs) {
+    errors.push(tooLong('scorer_refs', req.scorer_refs, limits.maxScorerRefs))
+  } else {
+    req.scorer_refs.forEach((ref, i) => {
+      if (!CLIENT_REF.test(ref)) errors.push(valueError(['body', 'scorer_refs', i], BAD_REF, ref))
+      else if (!ref.isWellFormed()) {
+        errors.push(valueError(['body', 'scorer_refs', i], LONE_SURROGATE, ref))
+      }
+    })
+  }
+  return errors
+}

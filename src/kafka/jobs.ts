@@ -1,0 +1,44 @@
+import type { CallsScoreRequest } from '../schemas/calls-score.ts'
+import { crc32 } from './crc32.ts'
+import type { KafkaMessage } from './producer.ts'
+
+/** The Python server's chunk size: one Kafka message per 100 call ids. */
+export const CHUNK_SIZE = 100
+
+const utf8 = new TextEncoder()
+
+/** Where and how jobs are keyed. */
+export type JobOptions = { topic: string; projectBuckets: number }
+
+/**
+ * Turns a validated request into the `call_scoring_worker`'s messages (weave-wire-format.md):
+ * duplicates dropped (first occurrence kept), chunks of 100 call ids in request order, every
+ * message carrying all scorer refs and the caller's `wb_user_id`, value the compact JSON in field
+ * order. Each id is escaped once and chunks are joined from the escaped pieces, so a 10,000-id
+ * request is never re-serialised per chunk.
+ */
+export function buildScoreJobs(
+  request: Pick<CallsScoreRequest, 'project_id' | 'call_ids' | 'scorer_refs'>,
+  wbUserId: string,
+  options: JobOptions,
+): KafkaMessage[] {
+  const callIds = [...new Set(request.call_ids)]
+  if (callIds.length === 0) return []
+  const head = `{"project_id":${JSON.stringify(request.project_id)},"call_ids":[`
+  const tail = `],"scorer_refs":${JSON.stringify([...new Set(request.scorer_refs)])},"wb_user_id":${JSON.stringify(wbUserId)}}`
+  const messages: KafkaMessage[] = []
+  for (let start = 0; start < callIds.length; start += CHUNK_SIZE) {
+    const chunk = callIds.slice(start, start + CHUNK_SIZE)
+    messages.push({
+      topic: options.topic,
+      key: messageKey(request.project_id, chunk[0] as string, options.projectBuckets),
+      value: head + chunk.map((id) => JSON.stringify(id)).join(',') + tail,
+    })
+  }
+  return messages
+}
+
+/** `project_id`, or `project_id:<crc32(first call id) mod N>` when N > 1 buckets spread a project. */
+export function messageKey(projectId: string, firstCallId: string, buckets: number): string {
+  return buckets > 1 ? `${projectId}:${crc32(utf8.encode(firstCallId)) % buckets}` : projectId
+}

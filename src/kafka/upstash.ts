@@ -1,0 +1,115 @@
+import { Kafka, UpstashError } from '@upstash/kafka'
+import type { Deadline, JobProducer, KafkaMessage, ProduceResult } from './producer.ts'
+
+/** Connection settings for an endpoint that speaks Upstash's Kafka REST dialect. */
+export type UpstashConfig = { url: string; username: string; password: string }
+
+type HttpRequest = {
+  path: string[]
+  body?: unknown
+  headers?: Record<string, string>
+  retries?: number
+}
+type HttpClient = { post<T>(req: HttpRequest): Promise<T> }
+type Producer = ReturnType<Kafka['producer']>
+
+/**
+ * `@upstash/kafka` 1.3.5 (its last release) retries every failure five more times over ~15.5 s and
+ * offers no switch; its HttpClient does honour a per-request `retries`. We route the producer's
+ * calls through a client that always asks for none, so the policy stays ours.
+ */
+function producerWithoutRetries(config: UpstashConfig): Producer {
+  const producer = new Kafka(config).producer()
+  const holder = producer as unknown as { client: HttpClient }
+  const inner = holder.client
+  holder.client = { post: <T>(req: HttpRequest) => inner.post<T>({ ...req, retries: 0 }) }
+  return producer
+}
+
+type Metadata = { topic: string; partition: number; offset: number }
+
+const isMetadata = (v: unknown): v is Metadata =>
+  typeof v === 'object' &&
+  v !== null &&
+  typeof (v as Metadata).topic === 'string' &&
+  typeof (v as Metadata).partition === 'number' &&
+  typeof (v as Metadata).offset === 'number'
+
+const TIMED_OUT = Symbol('timeout')
+
+/**
+ * The Upstash-dialect adapter (`POST /produce` with a JSON array, answered by an array of
+ * `{topic, partition, offset, timestamp}` in request order), through `@upstash/kafka`.
+ * A message counts as acknowledged only when its slot in the answer carries an offset.
+ */
+export class UpstashProducer implements JobProducer {
+  readonly #producer: Producer
+
+  constructor(config: UpstashConfig) {
+    this.#producer = producerWithoutRetries(config)
+  }
+
+  async produce(messages: readonly KafkaMessage[], deadline: Deadline): Promise<ProduceResult> {
+    const none = messages.map(() => false)
+    const signal = AbortSignal.timeout(Math.max(0, deadline.at - Date.now()))
+    const expired = new Promise<typeof TIMED_OUT>((resolve) => {
+      signal.addEventListener('abort', () => resolve(TIMED_OUT), { once: true })
+    })
+    try {
+      // The library's fetch takes no AbortSignal: on timeout the request is abandoned, and the
+      // runtime cancels it when the invocation ends. It may still have landed (at least once).
+      const answer = await Promise.race([
+        this.#producer.produceMany(
+          messages.map((m) => ({
+            topic: m.topic,
+            key: m.key,
+            value: m.value,
+            ...(m.headers ? { headers: [...m.headers] } : {}),
+          })),
+        ),
+        expired,
+      ])
+      if (answer === TIMED_OUT) {
+        return {
+          ok: false,
+          reason: 'timeout',
+          detail: 'no answer before the deadline',
+          acknowledged: none,
+        }
+      }
+      const acknowledged = messages.map((_, i) => Array.isArray(answer) && isMetadata(answer[i]))
+      if (acknowledged.every(Boolean)) return { ok: true }
+      return {
+        ok: false,
+        reason: 'invalid_response',
+        detail: 'answer did not acknowledge every message',
+        acknowledged,
+      }
+    } catch (e) {
+      return { ...classify(e), acknowledged: none }
+    }
+  }
+}
+
+function classify(e: unknown): Omit<Extract<ProduceResult, { ok: false }>, 'acknowledged'> {
+  if (e instanceof UpstashError) {
+    // The library takes the status from the error body's `status` field, not from HTTP.
+    const status: unknown = e.status
+    if (typeof status !== 'number') {
+      return { ok: false, reason: 'invalid_response', detail: 'error answer without a status' }
+    }
+    const reason =
+      status === 401 || status === 403
+        ? 'unauthorized'
+        : status === 429 || status >= 500
+          ? 'unavailable'
+          : 'rejected'
+    return { ok: false, reason, status, detail: `HTTP ${status}: ${String(e.error).slice(0, 200)}` }
+  }
+  if (e instanceof SyntaxError) {
+    // The library parses every answer as JSON before looking at the status: an HTML error page.
+    return { ok: false, reason: 'invalid_response', detail: 'answer was not JSON' }
+  }
+  const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e)
+  return { ok: false, reason: 'unreachable', detail: message.slice(0, 200) }
+}

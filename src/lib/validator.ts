@@ -1,0 +1,19 @@
+import { type Hook, zValidator } from '@hono/zod-validator'
+import type { z } from 'zod'
+import type { AppEnv } from '../env.ts'
+import { RequestValidationError } from '../errors.ts'
+import { pydanticErrors } from '../fastapi/validation.ts'
+
+/**
+ * `zValidator` for JSON bodies read by `fastapiJsonBody`, with the one hook every route shares:
+ * a failed parse becomes FastAPI's 422. Only the failure path pays for the exact
+ * (Python-semantics) parse of the body that pydantic's error inputs need.
+ */
+export function validateJson<T extends z.ZodType>(schema: T) {
+  const hook: Hook<z.infer<T>, AppEnv, string, 'json', {}, T> = (result, c) => {
+    if (!result.success) {
+      throw new RequestValidationError(pydanticErrors(result.error.issues, c.get('body').exact()))
+    }
+  }
+  return zValidator<T, 'json', AppEnv, string, typeof hook>('json', schema, hook)
+}

@@ -1,0 +1,39 @@
+import type { MiddlewareHandler } from 'hono'
+import type { AppEnv } from '../env.ts'
+
+/**
+ * Fields of the one JSON log line written per request. Handlers add to it as they learn things;
+ * it must never hold a key, a password or an Authorization header.
+ */
+export type RequestLog = Record<string, unknown> & { outcome?: string }
+
+const REQUEST_ID = /^[\w\-=]{1,255}$/
+
+/**
+ * Outermost middleware: picks the request id (a well-formed incoming `X-Request-Id` is kept so
+ * callers can correlate), stamps it on every response, errors included, and writes the log line.
+ */
+export const requestContext: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const started = Date.now()
+  const incoming = c.req.header('x-request-id')
+  const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID()
+  const log: RequestLog = {}
+  c.set('requestId', requestId)
+  c.set('log', log)
+  await next()
+  c.res.headers.set('X-Request-Id', requestId)
+  const status = c.res.status
+  const line = {
+    level: status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info',
+    msg: 'request',
+    request_id: requestId,
+    method: c.req.method,
+    path: c.req.path,
+    status,
+    outcome: status < 400 ? 'accepted' : `http_${status}`,
+    ...log,
+    latency_ms: Date.now() - started,
+  }
+  if (status >= 500) console.error(JSON.stringify(line))
+  else console.log(JSON.stringify(line))
+}

@@ -1,0 +1,114 @@
+import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
+import { env } from 'cloudflare:workers'
+import { inject } from 'vitest'
+import { hashApiKey } from '../src/auth/keys.ts'
+import worker from '../src/index.ts'
+
+/** URL of the real Kafka REST sink the global setup started. */
+export const sinkUrl = inject('sinkUrl')
+
+/** A topic of its own per test, so tests sharing the sink never see each other's messages. */
+export const uniqueTopic = (label = 't') => `weave.score_calls.${label}.${crypto.randomUUID()}`
+
+/** Stores a fresh random API key with the given grants; returns the raw key. */
+export async function createKey(
+  projects: string[] = ['acme/support-bot'],
+  wbUserId = 'VXNlcjoxMjM0',
+): Promise<string> {
+  const key = `test-${crypto.randomUUID()}`
+  await env.API_KEYS.put(await hashApiKey(key), JSON.stringify({ wb_user_id: wbUserId, projects }))
+  return key
+}
+
+/** `Authorization` header value for HTTP Basic. */
+export const basic = (password: string, username = 'api') =>
+  `Basic ${btoa(`${username}:${password}`)}`
+
+/** A valid request body. */
+export const validBody = (over: Record<string, unknown> = {}) => ({
+  project_id: 'acme/support-bot',
+  call_ids: ['0190a1b2-0000-7000-8000-000000000001'],
+  scorer_refs: ['weave:///acme/support-bot/object/Toxicity:9f2c'],
+  ...over,
+})
+
+type Call = {
+  key?: string
+  /** Raw body; objects are JSON-encoded. */
+  body?: unknown
+  headers?: Record<string, string>
+  /** Content-Type to send; null sends none at all. */
+  contentType?: string | null
+  method?: string
+  path?: string
+  /** Binding overrides (vars, secrets) for this call. */
+  vars?: Partial<Record<keyof Env, string>>
+}
+
+/** Calls the worker's fetch handler in workerd with the test bindings plus overrides. */
+export async function call({
+  key,
+  body,
+  headers = {},
+  contentType = 'application/json',
+  method = 'POST',
+  path = '/calls/score',
+  vars = {},
+}: Call) {
+  const all: Record<string, string> = { ...headers }
+  if (contentType !== null) all['content-type'] = contentType
+  if (key !== undefined) all.authorization = basic(key)
+  const init: RequestInit = { method, headers: all }
+  if (body !== undefined) {
+    const text =
+      typeof body === 'string' ? body : body instanceof Uint8Array ? body : JSON.stringify(body)
+    // Bytes, so that the runtime adds no Content-Type of its own (a string body gets text/plain).
+    init.body = typeof text === 'string' ? new TextEncoder().encode(text) : text
+  }
+  const ctx = createExecutionContext()
+  const res = await worker.fetch(
+    new Request(`https://worker.test${path}`, init),
+    { ...env, ...vars } as Env,
+    ctx,
+  )
+  await waitOnExecutionContext(ctx)
+  return res
+}
+
+/** Response body parsed as JSON, with status, for compact assertions. */
+export async function answer(res: Response) {
+  const text = await res.text()
+  return { status: res.status, body: text === '' ? null : (JSON.parse(text) as unknown) }
+}
+
+/** A message as the sink stored it. */
+export type SinkMessage = {
+  topic: string
+  partition: number
+  offset: number
+  key: string | null
+  value: string
+  headers: { key: string; value: string }[]
+}
+
+/** Messages the sink holds for a topic, in arrival order. */
+export async function sinkMessages(topic: string): Promise<SinkMessage[]> {
+  const res = await fetch(`${sinkUrl}/__sink/messages?topic=${encodeURIComponent(topic)}`)
+  return ((await res.json()) as { messages: SinkMessage[] }).messages
+}
+
+/** Installs a sink fault limited to one topic (so parallel test files are unaffected). */
+export async function sinkFault(topic: string, fault: Record<string, unknown>) {
+  const res = await fetch(`${sinkUrl}/__sink/fault`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...fault, topic }),
+  })
+  if (!res.ok) throw new Error(`sink refused the fault: ${res.status}`)
+}
+
+/** Produce requests the sink received for a topic (each attempt counts once). */
+export async function sinkProduceCount(topic: string): Promise<number> {
+  const res = await fetch(`${sinkUrl}/__sink/stats?topic=${encodeURIComponent(topic)}`)
+  return ((await res.json()) as { produceRequests: number }).produceRequests
+}

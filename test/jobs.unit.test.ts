@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest'
+import { crc32 } from '../src/kafka/crc32.ts'
+import { buildScoreJobs, messageKey } from '../src/kafka/jobs.ts'
+
+const utf8 = (s: string) => new TextEncoder().encode(s)
+
+describe('crc32', () => {
+  // Reference values from Python's zlib.crc32.
+  it.each([
+    ['', 0],
+    ['hello', 907_060_870],
+    ['é😀', 2_139_118_086],
+  ])('crc32(%j) = %i', (input, expected) => {
+    expect(crc32(utf8(input))).toBe(expected)
+  })
+})
+
+describe('buildScoreJobs', () => {
+  const opts = { topic: 'weave.score_calls', projectBuckets: 1 }
+
+  it('serialises compact JSON in field order with the caller as wb_user_id', () => {
+    const [job] = buildScoreJobs(
+      { project_id: 'p/q', call_ids: ['a'], scorer_refs: ['r'] },
+      'u',
+      opts,
+    )
+    expect(job).toEqual({
+      topic: 'weave.score_calls',
+      key: 'p/q',
+      value: '{"project_id":"p/q","call_ids":["a"],"scorer_refs":["r"],"wb_user_id":"u"}',
+    })
+  })
+
+  it('chunks by 100 after dropping duplicates', () => {
+    const ids = Array.from({ length: 201 }, (_, i) => `id${i}`)
+    const jobs = buildScoreJobs(
+      { project_id: 'p/q', call_ids: [...ids, 'id0', 'id5'], scorer_refs: [] },
+      'u',
+      opts,
+    )
+    expect(
+      jobs.map((j) => (JSON.parse(j.value) as { call_ids: string[] }).call_ids.length),
+    ).toEqual([100, 100, 1])
+  })
+
+  it('keys by bucket when N > 1 and by project otherwise', () => {
+    expect(messageKey('p/q', 'hello', 1)).toBe('p/q')
+    expect(messageKey('p/q', 'hello', 7)).toBe(`p/q:${907_060_870 % 7}`)
+  })
+})

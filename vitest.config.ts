@@ -1,0 +1,25 @@
+import { cloudflareTest } from '@cloudflare/vitest-plugin'
+import { defineConfig } from 'vitest/config'
+
+// Tests run inside workerd with the bindings of wrangler.toml. The Kafka REST sink is a real
+// local HTTP server started by the global setup; its URL becomes the worker's Kafka endpoint.
+export default defineConfig({
+  plugins: [
+    cloudflareTest(({ inject }) => ({
+      wrangler: { configPath: './wrangler.toml' },
+      miniflare: {
+        bindings: {
+          UPSTASH_KAFKA_REST_URL: inject('sinkUrl'),
+          UPSTASH_KAFKA_REST_USERNAME: 'dev',
+          UPSTASH_KAFKA_REST_PASSWORD: 'dev-password',
+        },
+      },
+    })),
+  ],
+  test: {
+    include: ['test/**/*.test.ts'],
+    globalSetup: ['./test/global-setup.ts'],
+    setupFiles: ['./test/setup.ts'],
+    restoreMocks: true,
+  },
+})
