@@ -3,6 +3,10 @@ import { defineConfig } from 'vitest/config'
 
 // Tests run inside workerd with the bindings of wrangler.toml. The Kafka REST sink is a real
 // local HTTP server started by the global setup; its URL becomes the worker's Kafka endpoint.
+// The sink's credentials are the worker's secrets (wrangler reads required secrets from here).
+process.env.UPSTASH_KAFKA_REST_USERNAME ??= 'dev'
+process.env.UPSTASH_KAFKA_REST_PASSWORD ??= 'dev-password'
+
 export default defineConfig({
   plugins: [
     cloudflareTest(({ inject }) => ({
@@ -10,8 +14,6 @@ export default defineConfig({
       miniflare: {
         bindings: {
           UPSTASH_KAFKA_REST_URL: inject('sinkUrl'),
-          UPSTASH_KAFKA_REST_USERNAME: 'dev',
-          UPSTASH_KAFKA_REST_PASSWORD: 'dev-password',
         },
       },
     })),
@@ -21,5 +23,7 @@ export default defineConfig({
     globalSetup: ['./test/global-setup.ts'],
     setupFiles: ['./test/setup.ts'],
     restoreMocks: true,
+    // Each request writes its JSON log line; show them only for failing tests.
+    silent: 'passed-only',
   },
 })

@@ -596,11 +596,14 @@ describe('faults', () => {
     await assert.rejects(pending)
   })
 
-  it('partial, Upstash: a shorter array, the missing records not stored', async () => {
+  it('partial, Upstash: an error in the failed slot, the missing records not stored', async () => {
     sink().setFault({ kind: 'partial', failIndexes: [1], topic: 'p-up' })
     const res = await up('p-up', ['a', 'b', 'c'])
     assert.equal(res.status, 200)
-    assert.equal((res.json as unknown[]).length, 2)
+    const slots = res.json as Record<string, unknown>[]
+    assert.equal(slots.length, 3)
+    assert.deepEqual(slots[1], { error: 'message was not acknowledged', status: 500 })
+    assert.equal(typeof slots[2]?.offset, 'number')
     assert.deepEqual(
       sink()
         .messages('p-up')
@@ -609,7 +612,8 @@ describe('faults', () => {
     )
     sink().setFault({ kind: 'partial', topic: 'p-up2' })
     const last = await up('p-up2', ['a', 'b'])
-    assert.equal((last.json as unknown[]).length, 1, 'default: the last record fails')
+    const lastSlots = last.json as Record<string, unknown>[]
+    assert.equal(lastSlots[1]?.error, 'message was not acknowledged', 'default: the last record fails')
   })
 
   it('partial, Confluent v3 and v2 flavors: each its own per-record failure', async () => {

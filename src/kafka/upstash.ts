@@ -77,7 +77,10 @@ export class UpstashProducer implements JobProducer {
           acknowledged: none,
         }
       }
-      const acknowledged = messages.map((_, i) => Array.isArray(answer) && isMetadata(answer[i]))
+      // Slots are positional; an answer of another length cannot say which message is missing, so
+      // none counts as acknowledged (a retry may then duplicate: at least once, never lost).
+      const positional = Array.isArray(answer) && answer.length === messages.length
+      const acknowledged = messages.map((_, i) => positional && isMetadata(answer[i]))
       if (acknowledged.every(Boolean)) return { ok: true }
       return {
         ok: false,

@@ -144,21 +144,19 @@ function produce(
     })
   }
   const stored = storeRecords(ctx, 'upstash', planned)
-  // A partial fault answers 200 with the failed messages simply missing from the array.
-  const metadata = stored
-    .filter((m): m is StoredMessage => m !== null)
-    .map((m) => ({
-      topic: m.topic,
-      partition: m.partition,
-      offset: m.offset,
-      timestamp: m.timestamp,
-    }))
-  const failed = stored.length - metadata.length
+  // A partial fault answers 200 with an `{error, status}` entry in each failed message's slot, so
+  // positions still say which message is which (the worker treats a shorter array as ambiguous).
+  const metadata = stored.map((m) =>
+    m === null
+      ? { error: 'message was not acknowledged', status: 500 }
+      : { topic: m.topic, partition: m.partition, offset: m.offset, timestamp: m.timestamp },
+  )
+  const failed = stored.filter((m) => m === null).length
   // GET /produce/$TOPIC/$MESSAGE answers one Metadata object (restproducer.mdx). POST answers
   // an array even for a single-object body: @upstash/kafka's produce() sends one object and
   // returns `res[0]`, and its produce.test.ts ran that against the live service.
   const body = single === 'object' ? (metadata[0] ?? []) : metadata
-  return { reply: json(200, body), stored: metadata.length, failed }
+  return { reply: json(200, body), stored: stored.length - failed, failed }
 }
 
 const refuse = (reply: SinkReply): ProduceOutcome => ({ reply, stored: 0, failed: 1 })
