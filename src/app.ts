@@ -13,7 +13,7 @@ export type AppDeps = { producerFor: (config: Config) => JobProducer }
 const producers = new WeakMap<Config, JobProducer>()
 
 /** One Kafka client per configuration (that is, per isolate and deployment). */
-const defaultDeps: AppDeps = {
+export const defaultDeps: AppDeps = {
   producerFor: (config) => {
     let producer = producers.get(config)
     if (!producer) {

@@ -1,8 +1,13 @@
-import { createApp } from './app.ts'
+import { createApp, defaultDeps } from './app.ts'
+import { consumeScoreJobs } from './queue/consumer.ts'
 
-const app = createApp()
+const app = createApp(defaultDeps)
 
-/** The Worker: `satisfies` keeps `fetch` callable with its precise type from tests. */
+/**
+ * The Worker: HTTP requests, and the fallback queue's consumer. `satisfies` keeps both callable
+ * with their precise types from tests.
+ */
 export default {
   fetch: app.fetch,
+  queue: (batch, env) => consumeScoreJobs(batch, env, defaultDeps.producerFor),
 } satisfies ExportedHandler<Env>

@@ -2,127 +2,173 @@ import { describe, expect, it } from 'vitest'
 import {
   answer,
   call,
+  captureLogs,
   createKey,
+  delivered,
+  jobIdOf,
   sinkFault,
-  sinkMessages,
-  sinkProduceCount,
   uniqueTopic,
   validBody,
 } from './helpers.ts'
+
+// Kafka REST failures: the direct produce gives up at its deadline, the missing jobs go to the
+// durable queue (Miniflare's, consumed by this same worker), the client gets {} once the queue
+// holds them, and every job reaches the sink once the fault has ended.
 
 const UNAVAILABLE = {
   status: 503,
   body: { detail: 'Kafka is unavailable: the scoring jobs were not accepted. Retry later.' },
 }
+const CALL_IDS = Array.from({ length: 250 }, (_, i) => `c${i}`)
 
-/** A request against a topic with a sink fault, timed. */
-async function scoreWithFault(
-  fault: Record<string, unknown> | null,
-  vars: Record<string, string> = {},
-) {
+type Scenario = {
+  fault?: Record<string, unknown>
+  vars?: Record<string, unknown>
+}
+
+/** One request (250 call ids, 3 messages) against its own topic with a fault, timed and logged. */
+async function score({ fault, vars = {} }: Scenario) {
   const topic = uniqueTopic('fault')
   if (fault) await sinkFault(topic, fault)
   const key = await createKey()
+  let res: Response | undefined
   const started = Date.now()
-  const res = await call({
-    key,
-    body: validBody({ call_ids: Array.from({ length: 150 }, (_, i) => `c${i}`) }),
-    vars: {
-      KAFKA_TOPIC: topic,
-      KAFKA_PRODUCE_TIMEOUT_MS: '1000',
-      KAFKA_PRODUCE_RETRIES: '1',
-      ...vars,
-    },
+  const logs = await captureLogs(async () => {
+    res = await call({
+      key,
+      body: validBody({ call_ids: CALL_IDS }),
+      vars: { KAFKA_TOPIC: topic, KAFKA_PRODUCE_TIMEOUT_MS: '1000', KAFKA_PRODUCE_RETRIES: '1', ...vars },
+    })
   })
-  return { res, topic, elapsed: Date.now() - started }
+  const elapsed = Date.now() - started
+  if (!res) throw new Error('no response')
+  const line = logs.find((l) => l.msg === 'request') ?? {}
+  return { res, topic, elapsed, line }
 }
 
-describe('Kafka REST failures answer 503 in bounded time', () => {
-  it('5xx: retried once within the budget, then 503 with Retry-After', async () => {
-    const { res, topic, elapsed } = await scoreWithFault({ kind: 'status', status: 500 })
+/** Every chunk of the request landed exactly once, each with its own job id. */
+async function expectAllDeliveredOnce(topic: string) {
+  const messages = await delivered(topic, 3)
+  const chunks = messages.map((m) => (JSON.parse(m.value) as { call_ids: string[] }).call_ids)
+  expect(chunks.flat().sort()).toEqual([...CALL_IDS].sort())
+  const ids = messages.map(jobIdOf)
+  expect(new Set(ids).size).toBe(3)
+  expect(ids.every((id) => typeof id === 'string' && /^[0-9a-f-]{36}:[0-2]$/.test(id))).toBe(true)
+}
+
+describe('a Kafka REST failure falls back to the queue: {} in bounded time, nothing lost', () => {
+  it.each([
+    ['5xx', { kind: 'status', status: 500, times: 2 }, 2, 'unavailable'],
+    ['429', { kind: 'status', status: 429, times: 2 }, 2, 'unavailable'],
+    ['a non-JSON error page', { kind: 'html', status: 502, times: 2 }, 2, 'invalid_response'],
+    ['a rejected credential (401), never retried', { kind: 'status', status: 401, times: 1 }, 1, 'unauthorized'],
+    ['another 4xx, never retried', { kind: 'status', status: 400, times: 1 }, 1, 'rejected'],
+  ])('%s', async (_, fault, attempts, reason) => {
+    const { res, topic, elapsed, line } = await score({ fault })
+    expect(await answer(res)).toEqual({ status: 200, body: {} })
+    expect(elapsed).toBeLessThan(3000)
+    expect(line).toMatchObject({ outcome: 'queued', kafka_attempts: attempts, kafka_reason: reason, queued: 3 })
+    await expectAllDeliveredOnce(topic)
+  })
+
+  it('a hang: {} at the deadline, not after 15 s', async () => {
+    const { res, topic, elapsed, line } = await score({ fault: { kind: 'hang', ms: 3000, times: 1 } })
+    expect(await answer(res)).toEqual({ status: 200, body: {} })
+    expect(elapsed).toBeGreaterThanOrEqual(950)
+    expect(elapsed).toBeLessThan(3000)
+    expect(line).toMatchObject({ outcome: 'queued', kafka_reason: 'timeout' })
+    await expectAllDeliveredOnce(topic)
+  })
+
+  it('connection refused', async () => {
+    const { res, topic, elapsed, line } = await score({ vars: { UPSTASH_KAFKA_REST_URL: 'http://127.0.0.1:9' } })
+    expect(await answer(res)).toEqual({ status: 200, body: {} })
+    expect(elapsed).toBeLessThan(3000)
+    expect(line).toMatchObject({ outcome: 'queued', kafka_reason: 'unreachable' })
+    await expectAllDeliveredOnce(topic)
+  })
+
+  it('wrong Kafka credentials in the request path: one attempt, then the queue', async () => {
+    const { res, topic, line } = await score({ vars: { UPSTASH_KAFKA_REST_PASSWORD: 'wrong' } })
+    expect(res.status).toBe(200)
+    expect(line).toMatchObject({ level: 'alarm', kafka_attempts: 1, kafka_reason: 'unauthorized' })
+    await expectAllDeliveredOnce(topic)
+  })
+
+  it('a partial acknowledgement queues only the missing messages', async () => {
+    const { res, topic, line } = await score({
+      fault: { kind: 'partial', failIndexes: [1], times: 1 },
+      vars: { KAFKA_PRODUCE_RETRIES: '0' },
+    })
+    expect(res.status).toBe(200)
+    expect(line).toMatchObject({ outcome: 'queued', kafka_acknowledged: 2, queued: 1 })
+    await expectAllDeliveredOnce(topic)
+  })
+
+  it('a transient failure absorbed by the direct retry never touches the queue', async () => {
+    const { res, topic, line } = await score({ fault: { kind: 'status', status: 503, times: 1 } })
+    expect(res.status).toBe(200)
+    expect(line).toMatchObject({ outcome: 'accepted', kafka_attempts: 2 })
+    expect(line.queued).toBeUndefined()
+    await expectAllDeliveredOnce(topic)
+  })
+
+  it('jobs over the queue message limit are split into smaller chunks, values still Weave-shaped', async () => {
+    const topic = uniqueTopic('split')
+    await sinkFault(topic, { kind: 'status', status: 500, times: 2 })
+    const ids = Array.from({ length: 100 }, (_, i) => `${String(i).padStart(4, '0')}-${'x'.repeat(2000)}`)
+    const res = await call({
+      key: await createKey(),
+      body: validBody({ call_ids: ids }),
+      vars: { KAFKA_TOPIC: topic, KAFKA_PRODUCE_TIMEOUT_MS: '1000' },
+    })
+    expect(res.status).toBe(200)
+    const messages = await delivered(topic, 2)
+    const values = messages.map((m) => JSON.parse(m.value) as { call_ids: string[] })
+    expect(values.length).toBeGreaterThan(1)
+    expect(values.flatMap((v) => v.call_ids).sort()).toEqual(ids)
+    expect(messages.every((m) => m.value.startsWith('{"project_id":"acme/support-bot","call_ids":['))).toBe(true)
+  })
+})
+
+describe('only a refusal by the queue too is a 503', () => {
+  const down = { kind: 'status', status: 500 }
+
+  it('the queue rejects: 503 with Retry-After', async () => {
+    const refusing = { sendBatch: () => Promise.reject(new Error('Queue is overloaded')) }
+    const { res, line } = await score({ fault: down, vars: { SCORE_QUEUE: refusing } })
     expect(await answer(res)).toEqual(UNAVAILABLE)
     expect(res.headers.get('retry-after')).toBe('5')
-    expect(await sinkProduceCount(topic)).toBe(2)
-    expect(elapsed).toBeLessThan(3000)
+    expect(line).toMatchObject({ outcome: 'kafka_unavailable', queue_reason: 'refused' })
   })
 
-  it('a transient 503 is absorbed by the retry and the jobs land once', async () => {
-    const { res, topic } = await scoreWithFault({ kind: 'status', status: 503, times: 1 })
-    expect(res.status).toBe(200)
-    expect(await sinkMessages(topic)).toHaveLength(2)
-  })
-
-  it('429 counts as retriable', async () => {
-    const { res, topic } = await scoreWithFault({ kind: 'status', status: 429 })
-    expect(res.status).toBe(503)
-    expect(await sinkProduceCount(topic)).toBe(2)
-  })
-
-  it('a credential rejected by Kafka REST (401) is tried once, never again', async () => {
-    const { res, topic, elapsed } = await scoreWithFault(
-      { kind: 'status', status: 401 },
-      {
-        KAFKA_PRODUCE_RETRIES: '5',
-      },
-    )
-    expect(await answer(res)).toEqual(UNAVAILABLE)
-    expect(await sinkProduceCount(topic)).toBe(1)
-    expect(elapsed).toBeLessThan(3000)
-  })
-
-  it('wrong Kafka credentials in the config: 503 after one attempt', async () => {
-    const { res, topic } = await scoreWithFault(null, { UPSTASH_KAFKA_REST_PASSWORD: 'wrong' })
-    expect(res.status).toBe(503)
-    expect(await sinkProduceCount(topic)).toBe(1)
-  })
-
-  it('another 4xx is a rejection: not retried', async () => {
-    const { res, topic } = await scoreWithFault({ kind: 'status', status: 400 })
-    expect(res.status).toBe(503)
-    expect(await sinkProduceCount(topic)).toBe(1)
-  })
-
-  it('a hang past the deadline answers 503 at the deadline, not after 15 s', async () => {
-    const { res, elapsed } = await scoreWithFault(
-      { kind: 'hang' },
-      { KAFKA_PRODUCE_TIMEOUT_MS: '500' },
-    )
-    expect(await answer(res)).toEqual(UNAVAILABLE)
-    expect(elapsed).toBeGreaterThanOrEqual(450)
-    expect(elapsed).toBeLessThan(2500)
-  })
-
-  it('connection refused answers 503 quickly', async () => {
-    const { res, elapsed } = await scoreWithFault(null, {
-      UPSTASH_KAFKA_REST_URL: 'http://127.0.0.1:9',
+  it('the queue hangs: 503 once QUEUE_SEND_TIMEOUT_MS has passed, well under 6 s', async () => {
+    const hanging = { sendBatch: () => new Promise(() => {}) }
+    const { res, elapsed, line } = await score({
+      fault: { kind: 'hang', ms: 3000 },
+      vars: { SCORE_QUEUE: hanging, QUEUE_SEND_TIMEOUT_MS: '1000' },
     })
     expect(await answer(res)).toEqual(UNAVAILABLE)
-    expect(elapsed).toBeLessThan(3000)
+    expect(elapsed).toBeGreaterThanOrEqual(1900)
+    expect(elapsed).toBeLessThan(4000)
+    expect(line).toMatchObject({ queue_reason: 'timeout', kafka_reason: 'timeout' })
   })
 
-  it('a non-JSON error page (a proxy 502) answers 503', async () => {
-    const { res, topic } = await scoreWithFault({ kind: 'html', status: 502 })
+  it('no queue bound (self-hosted mode): 503', async () => {
+    const { res, line } = await score({ fault: down, vars: { SCORE_QUEUE: undefined } })
     expect(await answer(res)).toEqual(UNAVAILABLE)
-    expect(await sinkProduceCount(topic)).toBe(2)
-  })
-
-  it('a partial acknowledgement retries only the missing messages', async () => {
-    const { res, topic } = await scoreWithFault({ kind: 'partial', failIndexes: [1], times: 1 })
-    expect(res.status).toBe(200)
-    const values = (await sinkMessages(topic)).map(
-      (m) => (JSON.parse(m.value) as { call_ids: string[] }).call_ids[0],
-    )
-    expect(values).toEqual(['c0', 'c100'])
+    expect(line).toMatchObject({ queue_reason: 'no_queue' })
   })
 })
 
 describe('configuration and routing', () => {
   it('a deployment without a Kafka URL refuses loudly with 503', async () => {
-    const res = await call({
-      key: await createKey(),
-      body: validBody(),
-      vars: { UPSTASH_KAFKA_REST_URL: '' },
-    })
+    const res = await call({ key: await createKey(), body: validBody(), vars: { UPSTASH_KAFKA_REST_URL: '' } })
+    expect(await answer(res)).toEqual({ status: 503, body: { detail: 'Service misconfigured' } })
+  })
+
+  it('broken queue settings refuse loudly with 503', async () => {
+    const res = await call({ key: await createKey(), body: validBody(), vars: { QUEUE_MAX_ATTEMPTS: 'lots' } })
     expect(await answer(res)).toEqual({ status: 503, body: { detail: 'Service misconfigured' } })
   })
 
@@ -132,14 +178,11 @@ describe('configuration and routing', () => {
     expect(res.headers.get('x-request-id')).toBeTruthy()
   })
 
-  it.each(['GET', 'PUT', 'DELETE', 'PATCH'])(
-    '%s /calls/score is 405 with Allow: POST',
-    async (method) => {
-      const res = await call({ method })
-      expect(await answer(res)).toEqual({ status: 405, body: { detail: 'Method Not Allowed' } })
-      expect(res.headers.get('allow')).toBe('POST')
-    },
-  )
+  it.each(['GET', 'PUT', 'DELETE', 'PATCH'])('%s /calls/score is 405 with Allow: POST', async (method) => {
+    const res = await call({ method })
+    expect(await answer(res)).toEqual({ status: 405, body: { detail: 'Method Not Allowed' } })
+    expect(res.headers.get('allow')).toBe('POST')
+  })
 
   it('a trailing slash is redirected (307) like Starlette', async () => {
     const res = await call({ path: '/calls/score/?a=1', key: await createKey(), body: validBody() })

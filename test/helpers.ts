@@ -41,8 +41,8 @@ type Call = {
   contentType?: string | null
   method?: string
   path?: string
-  /** Binding overrides (vars, secrets) for this call. */
-  vars?: Partial<Record<keyof Env, string>>
+  /** Binding overrides (vars, secrets, fake bindings) for this call. */
+  vars?: Partial<Record<keyof Env, unknown>>
 }
 
 /** Calls the worker's fetch handler in workerd with the test bindings plus overrides. */
@@ -111,4 +111,41 @@ export async function sinkFault(topic: string, fault: Record<string, unknown>) {
 export async function sinkProduceCount(topic: string): Promise<number> {
   const res = await fetch(`${sinkUrl}/__sink/stats?topic=${encodeURIComponent(topic)}`)
   return ((await res.json()) as { produceRequests: number }).produceRequests
+}
+
+/** Polls until `check` returns a value (not undefined), or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    const value = await check()
+    if (value !== undefined) return value
+    if (Date.now() > until) throw new Error(`condition not met within ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+/** Waits until the sink holds `count` messages for `topic`, then a moment more to catch extras. */
+export async function delivered(topic: string, count: number): Promise<SinkMessage[]> {
+  await eventually(async () => ((await sinkMessages(topic)).length >= count ? true : undefined))
+  await new Promise((r) => setTimeout(r, 300))
+  return sinkMessages(topic)
+}
+
+/** The value of a message's job id header. */
+export const jobIdOf = (m: SinkMessage) => m.headers.find((h) => h.key === 'weave-job-id')?.value
+
+/** Captures the JSON log lines written while `run` executes. */
+export async function captureLogs(run: () => Promise<unknown>): Promise<Record<string, unknown>[]> {
+  const lines: string[] = []
+  const log = console.log
+  const error = console.error
+  console.log = (line: string) => lines.push(line)
+  console.error = (line: string) => lines.push(line)
+  try {
+    await run()
+  } finally {
+    console.log = log
+    console.error = error
+  }
+  return lines.map((l) => JSON.parse(l) as Record<string, unknown>)
 }

@@ -16,7 +16,7 @@ describe('crc32', () => {
 })
 
 describe('buildScoreJobs', () => {
-  const opts = { topic: 'weave.score_calls', projectBuckets: 1 }
+  const opts = { topic: 'weave.score_calls', projectBuckets: 1, jobId: 'job-1' }
 
   it('serialises compact JSON in field order with the caller as wb_user_id', () => {
     const [job] = buildScoreJobs(
@@ -28,6 +28,7 @@ describe('buildScoreJobs', () => {
       topic: 'weave.score_calls',
       key: 'p/q',
       value: '{"project_id":"p/q","call_ids":["a"],"scorer_refs":["r"],"wb_user_id":"u"}',
+      headers: [{ key: 'weave-job-id', value: 'job-1:0' }],
     })
   })
 

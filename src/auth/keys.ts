@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 
 /** What the `API_KEYS` KV namespace holds under the SHA-256 of an API key. */
 export const ApiKeyRecordSchema = z.object({

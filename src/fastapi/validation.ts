@@ -1,4 +1,4 @@
-import type { z } from 'zod'
+import type * as z from 'zod'
 import { CALLS_SCORE_FIELDS, type CallsScoreRequest, CLIENT_REF } from '../schemas/calls-score.ts'
 import type { PyObject, PyValue } from './pyjson.ts'
 

@@ -7,8 +7,14 @@ export const CHUNK_SIZE = 100
 
 const utf8 = new TextEncoder()
 
-/** Where and how jobs are keyed. */
-export type JobOptions = { topic: string; projectBuckets: number }
+/** Kafka header carrying a job's stable id, the same on every retry and re-send. */
+export const JOB_ID_HEADER = 'weave-job-id'
+
+/**
+ * Where and how jobs are keyed. `jobId` is unique per request (never the client's request id,
+ * which a client may reuse); message i gets `<jobId>:<i>`.
+ */
+export type JobOptions = { topic: string; projectBuckets: number; jobId: string }
 
 /**
  * Turns a validated request into the `call_scoring_worker`'s messages (weave-wire-format.md):
@@ -26,13 +32,14 @@ export function buildScoreJobs(
   if (callIds.length === 0) return []
   const head = `{"project_id":${JSON.stringify(request.project_id)},"call_ids":[`
   const tail = `],"scorer_refs":${JSON.stringify([...new Set(request.scorer_refs)])},"wb_user_id":${JSON.stringify(wbUserId)}}`
+  const escaped = callIds.map((id) => JSON.stringify(id))
   const messages: KafkaMessage[] = []
   for (let start = 0; start < callIds.length; start += CHUNK_SIZE) {
-    const chunk = callIds.slice(start, start + CHUNK_SIZE)
     messages.push({
       topic: options.topic,
-      key: messageKey(request.project_id, chunk[0] as string, options.projectBuckets),
-      value: head + chunk.map((id) => JSON.stringify(id)).join(',') + tail,
+      key: messageKey(request.project_id, callIds[start] as string, options.projectBuckets),
+      value: head + escaped.slice(start, start + CHUNK_SIZE).join(',') + tail,
+      headers: [{ key: JOB_ID_HEADER, value: `${options.jobId}:${messages.length}` }],
     })
   }
   return messages

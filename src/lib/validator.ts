@@ -1,5 +1,5 @@
 import { type Hook, zValidator } from '@hono/zod-validator'
-import type { z } from 'zod'
+import type * as z from 'zod'
 import type { AppEnv } from '../env.ts'
 import { RequestValidationError } from '../errors.ts'
 import { pydanticErrors } from '../fastapi/validation.ts'

@@ -11,6 +11,8 @@ import { edgeErrors } from '../fastapi/validation.ts'
 import { buildScoreJobs } from '../kafka/jobs.ts'
 import { produceWithPolicy } from '../kafka/producer.ts'
 import { validateJson } from '../lib/validator.ts'
+import { loadQueueConfig } from '../queue/config.ts'
+import { enqueueJobs } from '../queue/jobs-queue.ts'
 import { CallsScoreReq, CLIENT_REF } from '../schemas/calls-score.ts'
 
 /**
@@ -63,9 +65,17 @@ export function registerCallsScore(app: Hono<AppEnv>, deps: AppDeps): void {
       const messages = buildScoreJobs(req, c.get('principal').wb_user_id, {
         topic: config.topic,
         projectBuckets: config.projectBuckets,
+        jobId: crypto.randomUUID(),
       })
       log.messages = messages.length
       if (messages.length === 0) return jsonResponse(200, {})
+      const queueConfig = loadQueueConfig(c.env)
+      if (Array.isArray(queueConfig)) {
+        throw new ApiError('misconfigured', 'Service misconfigured', {}, {
+          level: 'error',
+          config_problems: queueConfig,
+        })
+      }
 
       const { result, attempts } = await produceWithPolicy(deps.producerFor(config), messages, {
         timeoutMs: config.produceTimeoutMs,
@@ -73,20 +83,31 @@ export function registerCallsScore(app: Hono<AppEnv>, deps: AppDeps): void {
         backoffMs: 100,
       })
       log.kafka_attempts = attempts
-      if (!result.ok) {
+      if (result.ok) return jsonResponse(200, {})
+
+      // Kafka did not acknowledge everything in time: the rest goes to the durable queue, and
+      // the client still gets {} once the queue holds it. Only a refusal there is a 503.
+      const pending = messages.filter((_, i) => !result.acknowledged[i])
+      const kafkaLog = {
+        level: result.reason === 'unauthorized' ? 'alarm' : 'warn',
+        kafka_reason: result.reason,
+        kafka_status: result.status,
+        kafka_detail: result.detail,
+        kafka_acknowledged: messages.length - pending.length,
+      }
+      const queued = await enqueueJobs(c.env.SCORE_QUEUE, pending, {
+        timeoutMs: queueConfig.sendTimeoutMs,
+        projectBuckets: config.projectBuckets,
+      })
+      if (!queued.ok) {
         throw new ApiError(
           'kafka_unavailable',
           'Kafka is unavailable: the scoring jobs were not accepted. Retry later.',
           { 'Retry-After': String(config.retryAfterSeconds) },
-          {
-            level: result.reason === 'unauthorized' ? 'alarm' : 'error',
-            kafka_reason: result.reason,
-            kafka_status: result.status,
-            kafka_detail: result.detail,
-            kafka_acknowledged: result.acknowledged.filter(Boolean).length,
-          },
+          { ...kafkaLog, level: 'error', queue_reason: queued.reason, queue_detail: queued.detail },
         )
       }
+      Object.assign(log, kafkaLog, { outcome: 'queued', queued: queued.queued })
       return jsonResponse(200, {})
     },
   )

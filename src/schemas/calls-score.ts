@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 
 /**
  * Weave's `CallsScoreReq`, field for field and in field order (the order decides both the order of

@@ -1,0 +1,275 @@
+/**
+ * Self-hosted mode: the production bundle (what `wrangler deploy` uploads) served by plain
+ * `workerd`, configured from environment variables named like the wrangler vars and secrets.
+ * Shared by `npm start`, `npm run bench` and the self-test.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { basename, dirname, extname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { unstable_readConfig } from 'wrangler'
+
+const require = createRequire(import.meta.url)
+const WORKERD = require.resolve('workerd/bin/workerd')
+const WRANGLER = join(dirname(require.resolve('wrangler/package.json')), 'bin', 'wrangler.js')
+const API_KEYS_MODULE = fileURLToPath(new URL('./api-keys-kv.js', import.meta.url))
+const API_KEYS_MODULE_NAME = 'weave-selfhosted:api-keys'
+
+/** A wrangler var's default: wrangler allows strings and JSON values. */
+type VarValue = string | number | boolean | null | VarValue[] | { [key: string]: VarValue }
+
+/** What self-hosted mode takes from `wrangler.toml`. */
+export type WorkerSettings = {
+  /** Absolute path of the Worker's entry module. */
+  main: string
+  compatibilityDate: string
+  compatibilityFlags: string[]
+  /** `[vars]`: the defaults used when the environment does not set a variable. */
+  vars: Record<string, VarValue>
+  /** `[secrets] required`: always read from the environment. */
+  secrets: string[]
+  /** KV namespaces by binding name. */
+  kvNamespaces: string[]
+  /** Bindings of Cloudflare services that self-hosted mode does not provide, described. */
+  notProvided: string[]
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v)
+const strings = (v: unknown): string[] =>
+  Array.isArray(v) ? v.filter((s): s is string => typeof s === 'string') : []
+const list = (v: unknown): Record<string, unknown>[] => (Array.isArray(v) ? v.filter(isRecord) : [])
+
+/** Reads `wrangler.toml` (or another config) the way wrangler does, keeping what workerd needs. */
+export function readWorkerSettings(configPath = 'wrangler.toml'): WorkerSettings {
+  const config: unknown = unstable_readConfig({ config: configPath })
+  if (!isRecord(config)) throw new Error(`could not read ${configPath}`)
+  const { main, compatibility_date: date } = config
+  if (typeof main !== 'string' || typeof date !== 'string') {
+    throw new Error(`${configPath} must set main and compatibility_date`)
+  }
+  const queues = isRecord(config.queues) ? config.queues : {}
+  const named = (key: string, field: string, what: string) =>
+    list(config[key]).map((b) => `${String(b[field])} (${what})`)
+  const notProvided = [
+    ...list(config.kv_namespaces)
+      .filter((b) => b.binding !== 'API_KEYS')
+      .map((b) => `${String(b.binding)} (KV namespace)`),
+    ...list(queues.producers).map((q) => `${String(q.binding)} (queue producer)`),
+    ...list(queues.consumers).map((q) => `queue consumer of ${String(q.queue)}`),
+    ...named('ratelimits', 'name', 'rate limiter'),
+    ...named('analytics_engine_datasets', 'binding', 'Analytics Engine dataset'),
+    ...named('r2_buckets', 'binding', 'R2 bucket'),
+    ...named('d1_databases', 'binding', 'D1 database'),
+    ...named('services', 'binding', 'service binding'),
+    ...list(isRecord(config.durable_objects) ? config.durable_objects.bindings : []).map(
+      (b) => `${String(b.name)} (Durable Object namespace)`,
+    ),
+  ]
+  const vars: Record<string, VarValue> = {}
+  if (isRecord(config.vars)) {
+    for (const [name, value] of Object.entries(config.vars)) vars[name] = value as VarValue
+  }
+  return {
+    main: resolve(main),
+    compatibilityDate: date,
+    compatibilityFlags: strings(config.compatibility_flags),
+    vars,
+    secrets: strings(isRecord(config.secrets) ? config.secrets.required : []),
+    kvNamespaces: list(config.kv_namespaces).map((b) => String(b.binding)),
+    notProvided,
+  }
+}
+
+/** The production bundle: a directory and its main module's file name. */
+export type Bundle = { dir: string; main: string }
+
+/**
+ * Builds the bundle `wrangler deploy` would upload (`--dry-run --outdir`), for the config's
+ * `main` or for another entry built with the same config (the benchmark's floor worker).
+ */
+export function buildBundle(options: { outDir: string; config?: string; entry?: string }): Bundle {
+  const args = [WRANGLER, 'deploy', '--dry-run', '--outdir', options.outDir]
+  if (options.config) args.push('--config', options.config)
+  if (options.entry) args.push(options.entry)
+  const built = spawnSync(process.execPath, args, {
+    env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
+    encoding: 'utf8',
+  })
+  if (built.status !== 0) {
+    throw new Error(`wrangler deploy --dry-run failed:\n${built.stdout}\n${built.stderr}`)
+  }
+  const entry = options.entry ?? readWorkerSettings(options.config).main
+  const main = `${basename(entry, extname(entry))}.js`
+  const modules = readdirSync(options.outDir).filter((f) => /\.(m?js|wasm|bin|txt)$/.test(f))
+  if (!modules.includes(main) || modules.length !== 1) {
+    throw new Error(`expected one module ${main} in ${options.outDir}, found ${modules.join(', ')}`)
+  }
+  return { dir: resolve(options.outDir), main }
+}
+
+/** One API key record, as in the `API_KEYS` KV namespace. */
+type KeyRecord = { wb_user_id: string; projects: string[] }
+
+/**
+ * Checks an `API_KEYS_FILE` before workerd embeds it: `{ "<sha256 hex>": {wb_user_id, projects} }`.
+ * Returns the number of keys; throws with every problem found.
+ */
+export function checkApiKeysFile(path: string): number {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'))
+  } catch (e) {
+    throw new Error(`API_KEYS_FILE ${path}: ${e instanceof Error ? e.message : String(e)}`)
+  }
+  if (!isRecord(parsed)) throw new Error(`API_KEYS_FILE ${path}: expected a JSON object`)
+  const problems: string[] = []
+  for (const [hash, record] of Object.entries(parsed)) {
+    if (!/^[0-9a-f]{64}$/.test(hash)) {
+      problems.push(`${hash.slice(0, 16)}…: keys must be the lowercase hex SHA-256 of an API key`)
+    }
+    const r = record as Partial<KeyRecord> | null
+    const ok =
+      isRecord(r) &&
+      typeof r.wb_user_id === 'string' &&
+      r.wb_user_id !== '' &&
+      Array.isArray(r.projects) &&
+      r.projects.every((p) => typeof p === 'string' && p !== '')
+    if (!ok) problems.push(`${hash.slice(0, 16)}…: expected {"wb_user_id": "…", "projects": […]}`)
+  }
+  if (problems.length > 0) throw new Error(`API_KEYS_FILE ${path}:\n  ${problems.join('\n  ')}`)
+  return Object.keys(parsed).length
+}
+
+/** A Cap'n Proto text literal. */
+function text(value: string): string {
+  let out = '"'
+  for (const ch of value) {
+    const code = ch.codePointAt(0) ?? 0
+    if (ch === '"' || ch === '\\') out += `\\${ch}`
+    else if (code < 0x20 || code === 0x7f) out += `\\x${code.toString(16).padStart(2, '0')}`
+    else out += ch
+  }
+  return `${out}"`
+}
+
+/** How the generated config is wired; everything else comes from {@link WorkerSettings}. */
+export type ServeOptions = {
+  bundle: Bundle
+  settings: WorkerSettings
+  /** Directory for the generated config. */
+  stateDir: string
+  host: string
+  port: number
+  /** `API_KEYS_FILE`: served as the `API_KEYS` binding. */
+  apiKeysFile?: string
+  /** The environment workerd reads `fromEnvironment` bindings from (default: this process's). */
+  env?: NodeJS.ProcessEnv
+}
+
+/**
+ * The workerd config: vars set in the environment and every secret are `fromEnvironment`
+ * bindings (secrets never land on disk), unset vars take their `wrangler.toml` default, and
+ * `API_KEYS` is a wrapped binding over the keys file. The Worker may reach public and private
+ * addresses (a self-hosted Kafka REST endpoint is usually on the private network).
+ */
+export function renderConfig(options: ServeOptions): string {
+  const env = options.env ?? process.env
+  const { settings } = options
+  const bindings: string[] = []
+  for (const [name, value] of Object.entries(settings.vars)) {
+    if (env[name] !== undefined) bindings.push(`(name = ${text(name)}, fromEnvironment = ${text(name)})`)
+    else if (typeof value === 'string') bindings.push(`(name = ${text(name)}, text = ${text(value)})`)
+    else bindings.push(`(name = ${text(name)}, json = ${text(JSON.stringify(value))})`)
+  }
+  for (const name of settings.secrets) {
+    bindings.push(`(name = ${text(name)}, fromEnvironment = ${text(name)})`)
+  }
+  const extensions: string[] = []
+  if (options.apiKeysFile !== undefined && settings.kvNamespaces.includes('API_KEYS')) {
+    bindings.push(
+      `(name = "API_KEYS", wrapped = (moduleName = ${text(API_KEYS_MODULE_NAME)}, innerBindings = [(name = "records", json = embed ${text(resolve(options.apiKeysFile))})]))`,
+    )
+    extensions.push(
+      `(modules = [(name = ${text(API_KEYS_MODULE_NAME)}, internal = true, esModule = embed ${text(API_KEYS_MODULE)})])`,
+    )
+  }
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host
+  return `# Generated by scripts/lib/selfhosted.ts; regenerated on every start.
+using Workerd = import "/workerd/workerd.capnp";
+
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = .worker),
+    (name = "internet", network = (allow = ["public", "private"], tlsOptions = (trustBrowserCas = true))),
+  ],
+  sockets = [(name = "http", address = ${text(`${host}:${options.port}`)}, http = (), service = "main")],
+  extensions = [${extensions.join(', ')}],
+);
+
+const worker :Workerd.Worker = (
+  modules = [(name = ${text(options.bundle.main)}, esModule = embed ${text(join(options.bundle.dir, options.bundle.main))})],
+  compatibilityDate = ${text(settings.compatibilityDate)},
+  compatibilityFlags = [${settings.compatibilityFlags.map(text).join(', ')}],
+  bindings = [
+    ${bindings.join(',\n    ')},
+  ],
+);
+`
+}
+
+/** A running workerd serving one bundle. */
+export type RunningWorkerd = {
+  url: string
+  process: ChildProcess
+  /** Stops workerd (SIGTERM, then SIGKILL after 5 s); resolves once it has exited. */
+  stop(): Promise<void>
+}
+
+/**
+ * Writes the config and starts `workerd serve`; resolves once it answers HTTP. `stdio` is where
+ * workerd's output (the request log) goes.
+ */
+export async function serve(
+  options: ServeOptions & { stdio?: 'inherit' | 'ignore' | 'pipe' },
+): Promise<RunningWorkerd> {
+  mkdirSync(options.stateDir, { recursive: true })
+  const configPath = join(options.stateDir, 'config.capnp')
+  writeFileSync(configPath, renderConfig(options))
+  chmodSync(configPath, 0o600)
+  // `-I /` lets the config embed files by absolute path (the bundle, the keys file).
+  const child = spawn(WORKERD, ['serve', '-I', '/', configPath], {
+    env: options.env ?? process.env,
+    stdio: ['ignore', options.stdio ?? 'inherit', options.stdio ?? 'inherit'],
+  })
+  const exited = new Promise<void>((done) => child.once('exit', () => done()))
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+      await exited
+      clearTimeout(timer)
+    }
+  }
+  const probeHost = ['0.0.0.0', '::', '*'].includes(options.host) ? '127.0.0.1' : options.host
+  const probe = `http://${probeHost.includes(':') ? `[${probeHost}]` : probeHost}:${options.port}`
+  const deadline = Date.now() + 30_000
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`workerd exited (${child.exitCode ?? child.signalCode}) before serving`)
+    }
+    // Any HTTP answer means the socket is served; the floor worker has no /health.
+    const up = await fetch(`${probe}/health`, { signal: AbortSignal.timeout(1000) }).then(
+      async (r) => {
+        await r.arrayBuffer()
+        return true
+      },
+      () => false,
+    )
+    if (up) return { url: probe, process: child, stop }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  await stop()
+  throw new Error('workerd did not answer within 30 s')
+}

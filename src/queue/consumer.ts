@@ -1,0 +1,180 @@
+import * as z from 'zod'
+import { type Config, loadConfig } from '../config.ts'
+import { JOB_ID_HEADER } from '../kafka/jobs.ts'
+import {
+  type JobProducer,
+  type KafkaMessage,
+  type ProduceResult,
+  produceWithPolicy,
+} from '../kafka/producer.ts'
+import { loadQueueConfig, type QueueConfig } from './config.ts'
+import type { QueuedJob } from './jobs-queue.ts'
+
+const QueuedJobSchema = z.object({
+  topic: z.string().min(1),
+  key: z.string(),
+  value: z.string(),
+  headers: z.array(z.object({ key: z.string(), value: z.string() })),
+})
+
+type Failure = Extract<ProduceResult, { ok: false }>
+
+const log = (line: Record<string, unknown>) => {
+  const text = JSON.stringify(line)
+  if (line.level === 'info') console.log(text)
+  else console.error(text)
+}
+
+const jobIdOf = (job: QueuedJob | undefined) =>
+  job?.headers.find((h) => h.key === JOB_ID_HEADER)?.value ?? null
+
+/** Exponential backoff for queue redelivery, never shorter than what Kafka REST asked for. */
+export function retryDelaySeconds(attempts: number, config: QueueConfig, retryAfter = 0): number {
+  const exponential = config.retryBaseSeconds * 2 ** Math.max(0, attempts - 1)
+  return Math.max(Math.min(exponential, config.retryMaxSeconds), Math.min(retryAfter, 43_200))
+}
+
+/**
+ * The fallback queue's consumer: produces queued jobs to Kafka under its own policy. Each job is
+ * acknowledged only once Kafka acknowledged it; failures are redelivered with exponential
+ * backoff (honouring Retry-After). A job still failing after `QUEUE_MAX_ATTEMPTS` is moved to the
+ * dead-letter queue with a loud log line and a metric; it is never dropped. A credential
+ * rejected by Kafka is logged as an alarm and retried like any outage.
+ *
+ * A batch from the dead-letter queue itself (when an operator attaches it to this worker to
+ * replay it) is re-sent to the main queue as it is.
+ */
+export async function consumeScoreJobs(
+  batch: MessageBatch<unknown>,
+  env: Env,
+  producerFor: (config: Config) => JobProducer,
+): Promise<void> {
+  const base = loadConfig(env)
+  const queueConfig = loadQueueConfig(env)
+  if (!base.ok || Array.isArray(queueConfig)) {
+    log({
+      level: 'alarm',
+      msg: 'queue_consumer_misconfigured',
+      queue: batch.queue,
+      config_problems: [...(base.ok ? [] : base.problems), ...(Array.isArray(queueConfig) ? queueConfig : [])],
+    })
+    batch.retryAll({ delaySeconds: 60 })
+    return
+  }
+  if (batch.queue === queueConfig.deadLetterQueueName) {
+    await replayDeadLetters(batch, env)
+    return
+  }
+
+  const settings = queueConfig
+  const counts = { acknowledged: 0, retried: 0, dead_lettered: 0 }
+  const byTopic = new Map<string, { message: Message<unknown>; job: QueuedJob }[]>()
+  for (const message of batch.messages) {
+    const parsed = QueuedJobSchema.safeParse(message.body)
+    if (!parsed.success) {
+      await deadLetter(env, message, undefined, 'malformed queue message', counts)
+      continue
+    }
+    const group = byTopic.get(parsed.data.topic) ?? []
+    group.push({ message, job: parsed.data })
+    byTopic.set(parsed.data.topic, group)
+  }
+
+  let lastFailure: Failure | undefined
+  const producer = producerFor(base.config)
+  for (const group of byTopic.values()) {
+    const messages: KafkaMessage[] = group.map(({ job }) => job)
+    const { result } = await produceWithPolicy(producer, messages, {
+      timeoutMs: queueConfig.produceTimeoutMs,
+      retries: 0,
+      backoffMs: 0,
+    })
+    for (const [i, { message, job }] of group.entries()) {
+      if (result.ok || result.acknowledged[i]) {
+        message.ack()
+        counts.acknowledged++
+        continue
+      }
+      lastFailure = result
+      if (message.attempts >= queueConfig.maxAttempts) {
+        await deadLetter(env, message, job, `${result.reason}: ${result.detail}`, counts)
+      } else {
+        message.retry({
+          delaySeconds: retryDelaySeconds(message.attempts, queueConfig, result.retryAfterSeconds),
+        })
+        counts.retried++
+      }
+    }
+  }
+
+  log({
+    level: lastFailure?.reason === 'unauthorized' ? 'alarm' : lastFailure ? 'warn' : 'info',
+    msg: 'queue_batch',
+    queue: batch.queue,
+    messages: batch.messages.length,
+    ...counts,
+    ...(lastFailure
+      ? {
+          kafka_reason: lastFailure.reason,
+          kafka_status: lastFailure.status,
+          kafka_detail: lastFailure.detail,
+        }
+      : {}),
+  })
+
+  async function deadLetter(
+    env: Env,
+    message: Message<unknown>,
+    job: QueuedJob | undefined,
+    reason: string,
+    tally: typeof counts,
+  ) {
+    const dlq: Queue<unknown> | undefined = env.DEAD_LETTER_QUEUE
+    try {
+      if (!dlq) throw new Error('no dead-letter queue bound')
+      await dlq.send(message.body, { contentType: 'json' })
+    } catch (e) {
+      // Never drop: if the dead-letter queue refuses, keep the job on the main queue.
+      message.retry({ delaySeconds: settings.retryMaxSeconds })
+      tally.retried++
+      log({
+        level: 'alarm',
+        msg: 'dead_letter_failed',
+        job_id: jobIdOf(job),
+        error: e instanceof Error ? e.message : String(e),
+      })
+      return
+    }
+    message.ack()
+    tally.dead_lettered++
+    log({
+      level: 'error',
+      msg: 'job_dead_lettered',
+      job_id: jobIdOf(job),
+      topic: job?.topic,
+      key: job?.key,
+      attempts: message.attempts,
+      reason,
+    })
+    const metrics: AnalyticsEngineDataset | undefined = env.METRICS
+    metrics?.writeDataPoint({
+      indexes: ['job_dead_lettered'],
+      blobs: ['job_dead_lettered', job?.topic ?? '', reason.slice(0, 100)],
+      doubles: [1],
+    })
+  }
+}
+
+/** Re-sends a dead-letter batch to the main queue; acknowledged only once the queue took it. */
+async function replayDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  const queue: Queue<unknown> | undefined = env.SCORE_QUEUE
+  try {
+    if (!queue) throw new Error('no queue bound')
+    await queue.sendBatch(batch.messages.map((m) => ({ body: m.body, contentType: 'json' as const })))
+    batch.ackAll()
+    log({ level: 'warn', msg: 'dead_letters_replayed', queue: batch.queue, messages: batch.messages.length })
+  } catch (e) {
+    batch.retryAll({ delaySeconds: 60 })
+    log({ level: 'alarm', msg: 'dead_letter_replay_failed', error: e instanceof Error ? e.message : String(e) })
+  }
+}
