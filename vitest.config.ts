@@ -6,6 +6,8 @@ import { defineConfig } from 'vitest/config'
 // The sink's credentials are the worker's secrets (wrangler reads required secrets from here).
 process.env.UPSTASH_KAFKA_REST_USERNAME ??= 'dev'
 process.env.UPSTASH_KAFKA_REST_PASSWORD ??= 'dev-password'
+process.env.KAFKA_REST_USERNAME ??= 'dev'
+process.env.KAFKA_REST_PASSWORD ??= 'dev-password'
 
 export default defineConfig({
   plugins: [
@@ -17,6 +19,8 @@ export default defineConfig({
           // The queue consumer redelivers after 1 s instead of 5 s, to keep the suite short.
           QUEUE_RETRY_BASE_SECONDS: '1',
         },
+        // A second, low limit beside wrangler.toml's RATE_LIMITER, so a test can exceed it quickly.
+        ratelimits: { RATE_LIMIT_TEST: { namespace_id: '9001', simple: { limit: 2, period: 60 } } },
       },
     })),
   ],

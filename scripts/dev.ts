@@ -2,11 +2,11 @@
  * `npm run dev`: the worker under `wrangler dev`, wired to a local Kafka REST sink when no external
  * Kafka URL is configured, with a local API key provisioned and a ready-to-paste curl printed.
  */
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { startSink } from '../dev/sink/sink.ts'
-import { hashKey } from './lib/keys.ts'
+import { hashKey, putKeyRecord } from './lib/keys.ts'
 
 const WORKER_PORT = Number(process.env.PORT ?? 8787)
 const SINK_PORT = Number(process.env.SINK_PORT ?? 8788)
@@ -44,13 +44,12 @@ const apiKey = existsSync(keyFile)
   ? (JSON.parse(readFileSync(keyFile, 'utf8')) as { key: string }).key
   : `dev-${randomBytes(24).toString('hex')}`
 writeFileSync(keyFile, JSON.stringify({ key: apiKey, sinkUrl: kafkaUrl }))
-const record = JSON.stringify({ wb_user_id: 'dev-user', projects: ['dev/*'] })
-const put = spawnSync(
-  'wrangler',
-  ['kv', 'key', 'put', '--binding', 'API_KEYS', '--local', hashKey(apiKey), record],
-  { stdio: ['ignore', 'ignore', 'inherit'] },
-)
-if (put.status !== 0) throw new Error('could not provision the local API key')
+// The same path as `npm run keys -- create --local`, with a key kept across runs.
+putKeyRecord({ local: true }, hashKey(apiKey), {
+  wb_user_id: 'dev-user',
+  projects: ['dev/*'],
+  created: new Date().toISOString(),
+})
 
 const wrangler = spawn(
   'wrangler',

@@ -1,28 +1,19 @@
 import { Hono } from 'hono'
 import type { Config } from './config.ts'
 import type { AppEnv } from './env.ts'
-import { handleError, jsonResponse } from './errors.ts'
+import { handleError, jsonResponse, methodNotAllowed } from './errors.ts'
 import type { JobProducer } from './kafka/producer.ts'
-import { UpstashProducer } from './kafka/upstash.ts'
+import { producerFor } from './kafka/select.ts'
+import { corsFromEnv } from './middleware/cors.ts'
 import { requestContext } from './middleware/request-context.ts'
 import { registerCallsScore } from './routes/calls-score.ts'
+import { registerOpenApi } from './routes/openapi.ts'
 
 /** What the app needs from the outside world; tests swap the Kafka producer for fault cases. */
 export type AppDeps = { producerFor: (config: Config) => JobProducer }
 
-const producers = new WeakMap<Config, JobProducer>()
-
-/** One Kafka client per configuration (that is, per isolate and deployment). */
-export const defaultDeps: AppDeps = {
-  producerFor: (config) => {
-    let producer = producers.get(config)
-    if (!producer) {
-      producer = new UpstashProducer(config.kafka)
-      producers.set(config, producer)
-    }
-    return producer
-  },
-}
+/** The configured dialect's producer, one per configuration (that is, per isolate and deployment). */
+export const defaultDeps: AppDeps = { producerFor }
 
 /**
  * Builds the worker's Hono app. Order matters: the request context (id, log line) wraps
@@ -31,9 +22,14 @@ export const defaultDeps: AppDeps = {
 export function createApp(deps: AppDeps = defaultDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>({ strict: true })
   app.use(requestContext)
-  // Liveness only: no secrets, no Kafka call.
+  // Inside the request context (preflights get an id and a log line), outside everything else
+  // (errors to an allowed origin carry CORS headers, so the page can read them).
+  app.use(corsFromEnv)
+  // Liveness only: no configuration, no secrets, no Kafka call.
   app.get('/health', () => jsonResponse(200, { status: 'ok' }))
+  app.all('/health', methodNotAllowed('GET'))
   registerCallsScore(app, deps)
+  registerOpenApi(app)
   // Starlette's redirect_slashes: a trailing slash is redirected to the route.
   app.all('/calls/score/', (c) => {
     const url = new URL(c.req.url)

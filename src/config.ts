@@ -9,9 +9,6 @@ const int = (min: number, max: number) => z.coerce.number().int().min(min).max(m
 const ConfigSchema = z.object({
   KAFKA_TOPIC: z.string().min(1),
   KAFKA_PROJECT_BUCKETS: int(1, 1_000_000),
-  UPSTASH_KAFKA_REST_URL: z.url({ protocol: /^https?$/ }),
-  UPSTASH_KAFKA_REST_USERNAME: z.string().min(1),
-  UPSTASH_KAFKA_REST_PASSWORD: z.string().min(1),
   KAFKA_PRODUCE_TIMEOUT_MS: int(1, 60_000),
   KAFKA_PRODUCE_RETRIES: int(0, 10),
   RETRY_AFTER_SECONDS: int(0, 86_400),
@@ -21,11 +18,85 @@ const ConfigSchema = z.object({
   AUTH_REALM: z.string().min(1),
 })
 
+/** The Kafka REST dialects the worker produces in (README, "Kafka REST dialects"). */
+export const KAFKA_REST_DIALECTS = ['upstash', 'confluent-v3', 'kafka-rest-v2'] as const
+
+/** One of {@link KAFKA_REST_DIALECTS}. */
+export type KafkaRestDialect = (typeof KAFKA_REST_DIALECTS)[number]
+
+/** Where and how to produce: the selected dialect with the settings it needs. */
+export type KafkaSettings =
+  | { dialect: 'upstash'; url: string; username: string; password: string }
+  | { dialect: 'confluent-v3'; url: string; username: string; password: string; clusterId: string }
+  | { dialect: 'kafka-rest-v2'; url: string; username: string; password: string }
+
+const needed = (dialect: KafkaRestDialect) => `required when KAFKA_REST_DIALECT is ${dialect}`
+const restUrl = (dialect: KafkaRestDialect) =>
+  z.url({ protocol: /^https?$/, error: `an http(s) URL is ${needed(dialect)}` })
+const nonEmpty = (dialect: KafkaRestDialect) =>
+  z.string({ error: needed(dialect) }).min(1, { error: needed(dialect) })
+
+const DialectSchema = z.object({
+  KAFKA_REST_DIALECT: z.preprocess(
+    (v) => (v === undefined || v === '' ? 'upstash' : v),
+    z.enum(KAFKA_REST_DIALECTS, { error: `must be one of ${KAFKA_REST_DIALECTS.join(', ')}` }),
+  ),
+})
+
+const rest = (dialect: KafkaRestDialect) => ({
+  KAFKA_REST_URL: restUrl(dialect),
+  KAFKA_REST_USERNAME: nonEmpty(dialect),
+  KAFKA_REST_PASSWORD: nonEmpty(dialect),
+})
+
+const KafkaSchemas = {
+  upstash: z
+    .object({
+      UPSTASH_KAFKA_REST_URL: restUrl('upstash'),
+      UPSTASH_KAFKA_REST_USERNAME: nonEmpty('upstash'),
+      UPSTASH_KAFKA_REST_PASSWORD: nonEmpty('upstash'),
+    })
+    .transform((e) => ({
+      dialect: 'upstash' as const,
+      url: e.UPSTASH_KAFKA_REST_URL,
+      username: e.UPSTASH_KAFKA_REST_USERNAME,
+      password: e.UPSTASH_KAFKA_REST_PASSWORD,
+    })),
+  'confluent-v3': z
+    .object({ ...rest('confluent-v3'), KAFKA_CLUSTER_ID: nonEmpty('confluent-v3') })
+    .transform((e) => ({
+      dialect: 'confluent-v3' as const,
+      url: e.KAFKA_REST_URL,
+      username: e.KAFKA_REST_USERNAME,
+      password: e.KAFKA_REST_PASSWORD,
+      clusterId: e.KAFKA_CLUSTER_ID,
+    })),
+  'kafka-rest-v2': z.object(rest('kafka-rest-v2')).transform((e) => ({
+    dialect: 'kafka-rest-v2' as const,
+    url: e.KAFKA_REST_URL,
+    username: e.KAFKA_REST_USERNAME,
+    password: e.KAFKA_REST_PASSWORD,
+  })),
+} satisfies Record<KafkaRestDialect, z.ZodType<KafkaSettings>>
+
+/**
+ * The dialect's own settings. Only the selected dialect's are checked, so a Confluent deployment
+ * needs no Upstash URL and the other way round. Unset or empty `KAFKA_REST_DIALECT` is Upstash,
+ * the dialect this worker spoke first.
+ */
+function parseKafka(
+  env: Env,
+): { success: true; data: KafkaSettings } | { success: false; error: z.ZodError } {
+  const dialect = DialectSchema.safeParse(env)
+  if (!dialect.success) return dialect
+  return KafkaSchemas[dialect.data.KAFKA_REST_DIALECT].safeParse(env)
+}
+
 /** Typed configuration derived from the Worker's bindings. */
 export type Config = {
   topic: string
   projectBuckets: number
-  kafka: { url: string; username: string; password: string }
+  kafka: KafkaSettings
   produceTimeoutMs: number
   produceRetries: number
   retryAfterSeconds: number
@@ -45,31 +116,35 @@ export function loadConfig(env: Env): ConfigResult {
   const cached = cache.get(env)
   if (cached) return cached
   const parsed = ConfigSchema.safeParse(env)
-  const result: ConfigResult = parsed.success
-    ? {
-        ok: true,
-        config: {
-          topic: parsed.data.KAFKA_TOPIC,
-          projectBuckets: parsed.data.KAFKA_PROJECT_BUCKETS,
-          kafka: {
-            url: parsed.data.UPSTASH_KAFKA_REST_URL,
-            username: parsed.data.UPSTASH_KAFKA_REST_USERNAME,
-            password: parsed.data.UPSTASH_KAFKA_REST_PASSWORD,
+  const kafka = parseKafka(env)
+  const result: ConfigResult =
+    parsed.success && kafka.success
+      ? {
+          ok: true,
+          config: {
+            topic: parsed.data.KAFKA_TOPIC,
+            projectBuckets: parsed.data.KAFKA_PROJECT_BUCKETS,
+            kafka: kafka.data,
+            produceTimeoutMs: parsed.data.KAFKA_PRODUCE_TIMEOUT_MS,
+            produceRetries: parsed.data.KAFKA_PRODUCE_RETRIES,
+            retryAfterSeconds: parsed.data.RETRY_AFTER_SECONDS,
+            maxCallIds: parsed.data.MAX_CALL_IDS,
+            maxScorerRefs: parsed.data.MAX_SCORER_REFS,
+            maxBodyBytes: parsed.data.MAX_BODY_BYTES,
+            authRealm: parsed.data.AUTH_REALM,
           },
-          produceTimeoutMs: parsed.data.KAFKA_PRODUCE_TIMEOUT_MS,
-          produceRetries: parsed.data.KAFKA_PRODUCE_RETRIES,
-          retryAfterSeconds: parsed.data.RETRY_AFTER_SECONDS,
-          maxCallIds: parsed.data.MAX_CALL_IDS,
-          maxScorerRefs: parsed.data.MAX_SCORER_REFS,
-          maxBodyBytes: parsed.data.MAX_BODY_BYTES,
-          authRealm: parsed.data.AUTH_REALM,
-        },
-      }
-    : {
-        ok: false,
-        // Names only: a secret's value must never reach a log line.
-        problems: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`),
-      }
+        }
+      : {
+          ok: false,
+          // Names only: a secret's value must never reach a log line.
+          problems: [
+            ...(parsed.error?.issues ?? []),
+            ...(kafka.success ? [] : kafka.error.issues),
+          ].map(
+            // The Kafka settings are parsed under `raw`: name the binding alone.
+            (i) => `${i.path.filter((p) => p !== 'raw').join('.')}: ${i.message}`,
+          ),
+        }
   cache.set(env, result)
   return result
 }

@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'misconfigured'
   | 'not_found'
   | 'method_not_allowed'
+  | 'rate_limited'
   | 'internal'
 
 const statusOf = {
@@ -21,6 +22,7 @@ const statusOf = {
   not_found: 404,
   method_not_allowed: 405,
   payload_too_large: 413,
+  rate_limited: 429,
   internal: 500,
   kafka_unavailable: 503,
   misconfigured: 503,
@@ -55,6 +57,10 @@ export function jsonResponse(status: number, body: unknown, headers: Record<stri
     headers: { 'content-type': 'application/json', ...headers },
   })
 }
+
+/** FastAPI's answer to a method a path does not serve: `405` with the methods it does, in `Allow`. */
+export const methodNotAllowed = (allow: string) => () =>
+  jsonResponse(405, { detail: 'Method Not Allowed' }, { Allow: allow })
 
 /**
  * The one place that maps failures to the wire. HTTPExceptions that already carry a response

@@ -114,7 +114,10 @@ export async function sinkProduceCount(topic: string): Promise<number> {
 }
 
 /** Polls until `check` returns a value (not undefined), or fails after `timeoutMs`. */
-export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  timeoutMs = 15_000,
+): Promise<T> {
   const until = Date.now() + timeoutMs
   for (;;) {
     const value = await check()
@@ -149,3 +152,51 @@ export async function captureLogs(run: () => Promise<unknown>): Promise<Record<s
   }
   return lines.map((l) => JSON.parse(l) as Record<string, unknown>)
 }
+
+/** One way of reaching the sink: a Kafka REST dialect (and v2 flavor) with the vars selecting it. */
+export type DialectTarget = {
+  name: string
+  dialect: 'upstash' | 'confluent-v3' | 'kafka-rest-v2'
+  /** The v2 implementation the sink imitates (its `/flavor/<name>` path prefix). */
+  flavor?: 'confluent' | 'redpanda' | 'karapace'
+  vars: Record<string, string>
+}
+
+const restCredentials = { KAFKA_REST_USERNAME: 'dev', KAFKA_REST_PASSWORD: 'dev-password' }
+
+/** Every dialect the worker speaks, each pointed at the shared sink like a real deployment. */
+export const DIALECT_TARGETS: readonly DialectTarget[] = [
+  { name: 'upstash', dialect: 'upstash', vars: { KAFKA_REST_DIALECT: 'upstash' } },
+  {
+    name: 'confluent-v3 (REST Proxy, /v3)',
+    dialect: 'confluent-v3',
+    vars: {
+      KAFKA_REST_DIALECT: 'confluent-v3',
+      KAFKA_REST_URL: sinkUrl,
+      KAFKA_CLUSTER_ID: 'local-cluster',
+      ...restCredentials,
+    },
+  },
+  {
+    name: 'confluent-v3 (Cloud, /kafka/v3)',
+    dialect: 'confluent-v3',
+    vars: {
+      KAFKA_REST_DIALECT: 'confluent-v3',
+      KAFKA_REST_URL: `${sinkUrl}/kafka`,
+      KAFKA_CLUSTER_ID: 'local-cluster',
+      ...restCredentials,
+    },
+  },
+  ...(['confluent', 'redpanda', 'karapace'] as const).map(
+    (flavor): DialectTarget => ({
+      name: `kafka-rest-v2 (${flavor})`,
+      dialect: 'kafka-rest-v2',
+      flavor,
+      vars: {
+        KAFKA_REST_DIALECT: 'kafka-rest-v2',
+        KAFKA_REST_URL: `${sinkUrl}/flavor/${flavor}`,
+        ...restCredentials,
+      },
+    }),
+  ),
+]

@@ -89,11 +89,16 @@ export const decodeLenientBase64 = (text: string): Buffer => Buffer.from(text, '
 
 /**
  * Compact JSON as Jackson writes a JsonNode (Confluent v2 json / v3 JSON via KafkaJsonSerializer):
- * no whitespace, non-ASCII as raw UTF-8, `/` unescaped, keys in the order received. This equals
- * JSON.stringify except for numbers: Jackson keeps `1.0` and integers beyond 2^53 as written,
+ * no whitespace, non-ASCII as raw UTF-8, `/` unescaped, keys in the order received, and control
+ * characters without a short escape as `\u00XX` in upper-case hex (JsonWriteFeature
+ * WRITE_HEX_UPPER_CASE, on by default since Jackson 2.14; JSON.stringify and Python write
+ * lower-case). Numbers differ too: Jackson keeps `1.0` and integers beyond 2^53 as written,
  * while a JavaScript round trip gives `1` and loses precision. Avoid such numbers in fixtures.
  */
-export const jacksonJson = (value: unknown): string => JSON.stringify(value)
+export const jacksonJson = (value: unknown): string =>
+  JSON.stringify(value).replace(/\\(\\|u00[0-9a-f]{2})/g, (m, g: string) =>
+    g === '\\' ? m : `\\u00${g.slice(3).toUpperCase()}`,
+  )
 
 /**
  * Python `json.dumps(obj, separators=(',', ':'))` with its default `ensure_ascii=True`, as

@@ -7,7 +7,13 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { after, before, describe, it } from 'node:test'
 import { Kafka } from '@upstash/kafka'
-import { decodeGuavaBase64, decodeJacksonBase64, pythonJson, rapidJson } from './codec.ts'
+import {
+  decodeGuavaBase64,
+  decodeJacksonBase64,
+  jacksonJson,
+  pythonJson,
+  rapidJson,
+} from './codec.ts'
 import type { RunningSink, SinkOptions } from './sink.ts'
 import { startSink } from './sink.ts'
 import { murmur2, toPositive } from './store.ts'
@@ -94,6 +100,8 @@ describe('codecs and partitioner', () => {
   it('JSON re-serialisers: Python escapes non-ASCII, rapidjson upper-cases control escapes', () => {
     assert.equal(pythonJson({ a: 'é😀' }), '{"a":"\\u00e9\\ud83d\\ude00"}')
     assert.equal(rapidJson({ a: '\u001f\\u001f' }), '{"a":"\\u001F\\\\u001f"}')
+    // Jackson too (WRITE_HEX_UPPER_CASE); short escapes and raw UTF-8 stay as JSON.stringify has them.
+    assert.equal(jacksonJson({ a: '\u001f\\u001f\né/' }), '{"a":"\\u001F\\\\u001f\\né/"}')
   })
 })
 
@@ -517,6 +525,145 @@ describe('Kafka REST v2 flavors', () => {
   })
 })
 
+describe('per-request v2 flavor: /flavor/<name> path prefix', () => {
+  const sink = useSink({ v2Flavor: 'confluent' })
+  const body = { records: [{ key: b64('k'), value: b64('v') }] }
+  const v2 = (prefix: string, topic: string, headers: Record<string, string> = {}) =>
+    post(`${sink().url}${prefix}/topics/${topic}`, body, { 'content-type': V2_BINARY, ...headers })
+
+  it('each prefix answers as its flavor, in parallel, without touching the sink setting', async () => {
+    const [plain, redpanda, karapace, confluent] = await Promise.all([
+      v2('', 'pf'),
+      v2('/flavor/redpanda', 'pf'),
+      v2('/flavor/karapace', 'pf'),
+      v2('/flavor/confluent', 'pf'),
+    ])
+    const p = partitionOf('k')
+    assert.equal(plain.type, 'application/vnd.kafka.v2+json')
+    assert.deepEqual((plain.json as { offsets: unknown[] }).offsets[0], {
+      partition: p,
+      offset: (plain.json as { offsets: { offset: number }[] }).offsets[0]?.offset,
+      error_code: null,
+      error: null,
+    })
+    assert.deepEqual(Object.keys(redpanda.json as object), ['offsets'])
+    assert.equal(karapace.type, 'application/vnd.kafka.json.v2+json')
+    assert.deepEqual(Object.keys(karapace.json as object), [
+      'key_schema_id',
+      'offsets',
+      'value_schema_id',
+    ])
+    assert.equal('error_code' in ((confluent.json as { offsets: object[] }).offsets[0] ?? {}), true)
+    assert.equal(sink().messages('pf').length, 4)
+    assert.deepEqual(
+      sink()
+        .messages('pf')
+        .map((m) => [m.key, m.value, m.dialect]),
+      Array.from({ length: 4 }, () => ['k', 'v', 'kafka-rest-v2']),
+    )
+    const config = await fetch(`${sink().url}/__sink/config`)
+    assert.equal(((await config.json()) as { v2Flavor: string }).v2Flavor, 'confluent')
+  })
+
+  it('auth refusals, 413 and faults follow the prefix; a fault naming a flavor wins', async () => {
+    const missing = await v2('/flavor/karapace', 'pa', { authorization: '' })
+    assert.deepEqual([missing.status, missing.json], [401, { message: 'Unauthorized' }])
+    const redpanda = await v2('/flavor/redpanda', 'pa', { authorization: '' })
+    assert.equal(redpanda.status, 403, 'Redpanda answers a request without credentials 403')
+    sink().setFault({ kind: 'partial', failIndexes: [0], topic: 'pa' })
+    const partial = await v2('/flavor/redpanda', 'pa')
+    assert.deepEqual(partial.json, {
+      offsets: [{ partition: partitionOf('k'), error_code: 19, offset: -1 }],
+    })
+    sink().setFault({ kind: 'partial', failIndexes: [0], topic: 'pa', v2Flavor: 'karapace' })
+    const overridden = await v2('/flavor/redpanda', 'pa')
+    assert.equal(overridden.status, 422)
+    sink().setFault(null)
+    const small = await startSink({ port: 0, maxBodyBytes: 16 })
+    try {
+      const big = await post(`${small.url}/flavor/karapace/topics/t`, body, {
+        'content-type': V2_BINARY,
+      })
+      assert.deepEqual(
+        [big.status, big.type, big.json],
+        [
+          413,
+          'application/vnd.kafka.json.v2+json',
+          { error_code: 413, message: 'HTTP Request Entity Too Large' },
+        ],
+      )
+    } finally {
+      await small.close()
+    }
+  })
+
+  it('the prefix is harmless for the other dialects; an unknown one is a 404', async () => {
+    const v3 = await post(
+      `${sink().url}/flavor/redpanda/v3/clusters/local-cluster/topics/po/records`,
+      JSON.stringify({ value: { type: 'STRING', data: 'x' } }),
+    )
+    assert.equal(reports(v3.text)[0]?.error_code, 200)
+    const up = await post(`${sink().url}/flavor/karapace/produce`, [{ topic: 'po', value: 'y' }])
+    assert.equal(up.status, 200)
+    const unknown = await v2('/flavor/kafka', 'po')
+    assert.deepEqual(
+      [unknown.status, unknown.json],
+      [
+        404,
+        {
+          error_code: 404,
+          message: "unknown flavor prefix 'kafka': one of confluent, redpanda, karapace",
+        },
+      ],
+    )
+  })
+})
+
+describe("Weave's value bytes: which embedded types keep them", () => {
+  const sink = useSink()
+  // Raw UTF-8, an emoji and a control character, as Weave (and Python's json.dumps) writes them.
+  const weave = '{"project_id":"acme/é","call_ids":["😀","ctl\\u001f"],"wb_user_id":"u"}'
+
+  it('v3: STRING stores the text as is; JSON re-writes the control escape', async () => {
+    const body = [
+      { key: { type: 'STRING', data: 'acme/é' }, value: { type: 'STRING', data: weave } },
+      { key: { type: 'STRING', data: 'acme/é' }, value: { type: 'JSON', data: JSON.parse(weave) } },
+      { key: { type: 'STRING', data: 'acme/é' }, value: { type: 'BINARY', data: b64(weave) } },
+    ]
+      .map((r) => JSON.stringify(r))
+      .join('\n')
+    await post(v3Url(sink(), 'wv3'), body)
+    const [string, json, binary] = sink().messages('wv3')
+    assert.equal(string?.value, weave)
+    assert.equal(json?.value, weave.replace('\\u001f', '\\u001F'))
+    assert.equal(binary?.value, weave)
+    assert.equal(string?.key, 'acme/é')
+  })
+
+  it('v2: binary.v2 keeps key and value bytes under every flavor; json.v2 does not', async () => {
+    for (const flavor of ['confluent', 'redpanda', 'karapace'] as const) {
+      const topic = `wv2-${flavor}`
+      const base = `${sink().url}/flavor/${flavor}/topics/${topic}`
+      const bin = await post(
+        base,
+        { records: [{ key: b64('acme/é'), value: b64(weave) }] },
+        { 'content-type': V2_BINARY },
+      )
+      assert.equal(bin.status, 200, flavor)
+      const json = await post(
+        base,
+        { records: [{ key: 'acme/é', value: JSON.parse(weave) }] },
+        { 'content-type': V2_JSON },
+      )
+      assert.equal(json.status, 200, flavor)
+      const [b, j] = sink().messages(topic)
+      assert.deepEqual([b?.key, b?.value], ['acme/é', weave], flavor)
+      assert.notEqual(j?.value, weave, `${flavor} re-writes a json.v2 value`)
+      assert.notEqual(j?.key, 'acme/é', `${flavor} stores a json.v2 key as JSON`)
+    }
+  })
+})
+
 describe('faults', () => {
   const sink = useSink()
   const up = (topic: string, values: string[]) =>
@@ -613,7 +760,11 @@ describe('faults', () => {
     sink().setFault({ kind: 'partial', topic: 'p-up2' })
     const last = await up('p-up2', ['a', 'b'])
     const lastSlots = last.json as Record<string, unknown>[]
-    assert.equal(lastSlots[1]?.error, 'message was not acknowledged', 'default: the last record fails')
+    assert.equal(
+      lastSlots[1]?.error,
+      'message was not acknowledged',
+      'default: the last record fails',
+    )
   })
 
   it('partial, Confluent v3 and v2 flavors: each its own per-record failure', async () => {

@@ -3,6 +3,12 @@
  * producer side of three dialects (Upstash, Confluent v3, Kafka REST v2 in three flavors), keeps
  * every record's bytes in memory, and can be told to misbehave (faults) through a control API
  * under `/__sink/` or the methods of {@link RunningSink}. Dependency-free: node:http only.
+ *
+ * Which Kafka REST v2 implementation it imitates is, from weakest to strongest: the sink's
+ * setting (`v2Flavor`, `POST /__sink/config`), a path prefix on the request
+ * (`/flavor/redpanda/topics/t` is `/topics/t` answered as Redpanda; give a client the base URL
+ * `http://127.0.0.1:PORT/flavor/redpanda`), then a fault's own `v2Flavor`. The prefix keeps no
+ * state, so clients running in parallel against one sink can each talk to another flavor.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createServer } from 'node:http'
@@ -173,8 +179,8 @@ export async function startSink(options: SinkOptions = {}): Promise<RunningSink>
   if (!Number.isInteger(partitions) || partitions < 1) throw new Error('partitions must be >= 1')
   const clusterId = options.clusterId ?? 'local-cluster'
   const maxBodyBytes = options.maxBodyBytes ?? 8 * 1024 * 1024
-  let v2Flavor: V2Flavor = options.v2Flavor ?? 'confluent'
-  if (!FLAVORS.includes(v2Flavor)) throw new Error(`unknown v2Flavor ${String(v2Flavor)}`)
+  let sinkFlavor: V2Flavor = options.v2Flavor ?? 'confluent'
+  if (!FLAVORS.includes(sinkFlavor)) throw new Error(`unknown v2Flavor ${String(sinkFlavor)}`)
 
   const store = new MessageStore({
     partitions,
@@ -234,7 +240,7 @@ export async function startSink(options: SinkOptions = {}): Promise<RunningSink>
         return json(200, { faults: faults.list() })
       case 'GET config':
         return json(200, {
-          v2Flavor,
+          v2Flavor: sinkFlavor,
           partitions,
           clusterId,
           autoCreateTopics: options.autoCreateTopics ?? true,
@@ -250,21 +256,26 @@ export async function startSink(options: SinkOptions = {}): Promise<RunningSink>
         if (!FLAVORS.includes(flavor as V2Flavor)) {
           return json(400, { error: `v2Flavor must be one of ${FLAVORS.join(', ')}` })
         }
-        v2Flavor = flavor as V2Flavor
-        return json(200, { v2Flavor })
+        sinkFlavor = flavor as V2Flavor
+        return json(200, { v2Flavor: sinkFlavor })
       }
       default:
         return json(404, { error: `no control endpoint ${req.method} /__sink/${what}` })
     }
   }
 
-  /** Answers a produce or read route: auth, faults (produce only), then the dialect. */
+  /**
+   * Answers a produce or read route: auth, faults (produce only), then the dialect. `requested`
+   * is the flavor the request's path prefix asked for, if any.
+   */
   async function dispatch(
     route: Route,
     module: DialectModule,
     req: SinkRequest,
     res: ServerResponse,
+    requested: V2Flavor | undefined,
   ): Promise<SinkReply | null> {
+    const v2Flavor = requested ?? sinkFlavor
     const topics = route.kind === 'produce' ? route.topics : []
     if (route.kind === 'produce') stats.received(route.dialect, topics)
     const authorization = req.headers.authorization
@@ -356,6 +367,17 @@ export async function startSink(options: SinkOptions = {}): Promise<RunningSink>
       send(res, json(400, { error_code: 400, message: 'malformed percent-encoding in path' }))
       return
     }
+    let requested: V2Flavor | undefined
+    if (segments[0] === 'flavor') {
+      const flavor = segments[1] ?? ''
+      if (!FLAVORS.includes(flavor as V2Flavor)) {
+        const message = `unknown flavor prefix '${flavor}': one of ${FLAVORS.join(', ')}`
+        send(res, json(404, { error_code: 404, message }))
+        return
+      }
+      requested = flavor as V2Flavor
+      segments = segments.slice(2)
+    }
     const request: SinkRequest = {
       method: (req.method ?? 'GET').toUpperCase(),
       segments,
@@ -383,9 +405,9 @@ export async function startSink(options: SinkOptions = {}): Promise<RunningSink>
           stats.received(route.dialect, route.topics)
           stats.finished('rejected', route.topics)
         }
-        reply = found.module.statusReply(413, v2Flavor)
+        reply = found.module.statusReply(413, requested ?? sinkFlavor)
       } else {
-        reply = await dispatch(found.route, found.module, request, res)
+        reply = await dispatch(found.route, found.module, request, res, requested)
       }
     }
     if (reply) send(res, reply)
@@ -451,7 +473,7 @@ export async function startSink(options: SinkOptions = {}): Promise<RunningSink>
 
     setV2Flavor(flavor: V2Flavor) {
       if (!FLAVORS.includes(flavor)) throw new Error(`unknown v2Flavor ${String(flavor)}`)
-      v2Flavor = flavor
+      sinkFlavor = flavor
     },
   }
   log(`listening on ${api.url}`)

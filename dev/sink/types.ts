@@ -52,7 +52,10 @@ export type FaultScope = {
    * so parallel tests each using their own topic do not disturb one another.
    */
   topic?: string
-  /** Kafka REST v2 flavor to imitate while this fault applies (overrides the sink's setting). */
+  /**
+   * Kafka REST v2 flavor to imitate while this fault applies (overrides the sink's setting and
+   * the request's `/flavor/<name>` path prefix).
+   */
   v2Flavor?: V2Flavor
 }
 
@@ -125,7 +128,10 @@ export type SinkOptions = {
   autoCreateTopics?: boolean
   /** Topics that exist from the start. */
   topics?: string[]
-  /** Kafka REST v2 flavor to imitate (default 'confluent'). */
+  /**
+   * Kafka REST v2 flavor to imitate (default 'confluent') for requests that do not choose one
+   * with a `/flavor/<name>` path prefix (see sink.ts).
+   */
   v2Flavor?: V2Flavor
   /** Largest request body accepted, in bytes (default 8 MiB, Confluent Cloud's message limit). */
   maxBodyBytes?: number

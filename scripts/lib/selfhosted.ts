@@ -232,14 +232,20 @@ export type RunningWorkerd = {
  * workerd's output (the request log) goes.
  */
 export async function serve(
-  options: ServeOptions & { stdio?: 'inherit' | 'ignore' | 'pipe' },
+  options: ServeOptions & {
+    stdio?: 'inherit' | 'ignore' | 'pipe'
+    /** `host:port` for workerd's V8 inspector (profiling); off by default. */
+    inspector?: string
+  },
 ): Promise<RunningWorkerd> {
   mkdirSync(options.stateDir, { recursive: true })
   const configPath = join(options.stateDir, 'config.capnp')
   writeFileSync(configPath, renderConfig(options))
   chmodSync(configPath, 0o600)
   // `-I /` lets the config embed files by absolute path (the bundle, the keys file).
-  const child = spawn(WORKERD, ['serve', '-I', '/', configPath], {
+  const args = ['serve', '-I', '/', configPath]
+  if (options.inspector) args.push('--inspector-addr', options.inspector)
+  const child = spawn(WORKERD, args, {
     env: options.env ?? process.env,
     stdio: ['ignore', options.stdio ?? 'inherit', options.stdio ?? 'inherit'],
   })

@@ -1,14 +1,6 @@
-import * as z from 'zod'
+import { type ApiKeyRecord, ApiKeyRecordSchema } from './key-record.ts'
 
-/** What the `API_KEYS` KV namespace holds under the SHA-256 of an API key. */
-export const ApiKeyRecordSchema = z.object({
-  wb_user_id: z.string().min(1),
-  projects: z.array(z.string().min(1)),
-  created: z.string().optional(),
-})
-
-/** The authenticated caller: whose jobs these are and which projects the key may score in. */
-export type ApiKeyRecord = z.infer<typeof ApiKeyRecordSchema>
+export { type ApiKeyRecord, ApiKeyRecordSchema }
 
 const hex = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
 

@@ -47,7 +47,8 @@ const hasCode = (entry: Record<string, unknown>) =>
  * partition}` or `{error_code: 1 | 2, error}` (1 is final, 2 retriable).
  */
 function recordOutcome(entry: unknown): RecordOutcome {
-  if (!isObject(entry)) return { ok: false, reason: 'invalid_response', detail: 'entry not an object' }
+  if (!isObject(entry))
+    return { ok: false, reason: 'invalid_response', detail: 'entry not an object' }
   if (!hasCode(entry)) {
     return typeof entry.offset === 'number' && entry.offset >= 0
       ? { ok: true }

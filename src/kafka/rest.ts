@@ -3,12 +3,7 @@
  * under the caller's deadline, Basic credentials, base64, `Retry-After`, and the mapping of
  * statuses and error codes onto {@link ProduceFailureReason}.
  */
-import type {
-  Deadline,
-  KafkaMessage,
-  ProduceFailureReason,
-  ProduceResult,
-} from './producer.ts'
+import type { Deadline, KafkaMessage, ProduceFailureReason, ProduceResult } from './producer.ts'
 
 /** Where and as whom to produce. */
 export type RestEndpoint = { url: string; username: string; password: string }
@@ -36,15 +31,19 @@ const utf8 = new TextEncoder()
 /** Standard base64 with padding: every Kafka REST implementation decodes it (Redpanda strictly). */
 export function base64(bytes: Uint8Array): string {
   let binary = ''
-  // Chunks keep String.fromCharCode's argument list short for large values.
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000))
+  // `apply` over chunks: a spread of a large array is several times slower and can overflow.
+  for (let i = 0; i < bytes.length; i += 8192) {
+    binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192) as unknown as number[])
   }
   return btoa(binary)
 }
 
-/** Base64 of a string's UTF-8 bytes. */
-export const utf8Base64 = (text: string): string => base64(utf8.encode(text))
+/**
+ * Base64 of a string's UTF-8 bytes. ASCII text (almost every job) is its own UTF-8 and goes to
+ * btoa directly, about fifty times faster than through the bytes.
+ */
+export const utf8Base64 = (text: string): string =>
+  /[\u0080-\uffff]/.test(text) ? base64(utf8.encode(text)) : btoa(text)
 
 /** `Authorization` value for HTTP Basic (RFC 7617, UTF-8). */
 export const basicAuthorization = (username: string, password: string): string =>
@@ -66,7 +65,8 @@ export function parseRetryAfter(header: string | null, now = Date.now()): number
   if (header === null) return undefined
   const value = header.trim()
   if (/^\d+$/.test(value)) return Number(value)
-  const at = Date.parse(value)
+  // HTTP-dates end in GMT; Date.parse alone would read '-5' as a year.
+  const at = /GMT$/.test(value) ? Date.parse(value) : Number.NaN
   return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000))
 }
 
@@ -178,7 +178,10 @@ export function failByStatus(count: number, answer: HttpAnswer): ProduceFailure 
 }
 
 /** Folds per-record outcomes (request order) into one result. */
-export function fromOutcomes(outcomes: readonly RecordOutcome[], answer: HttpAnswer): ProduceResult {
+export function fromOutcomes(
+  outcomes: readonly RecordOutcome[],
+  answer: HttpAnswer,
+): ProduceResult {
   const failed = outcomes.flatMap((o, i) => (o.ok ? [] : [{ ...o, index: i }]))
   if (failed.length === 0) return { ok: true }
   const reason = PRECEDENCE.find((r) => failed.some((f) => f.reason === r)) ?? 'invalid_response'
@@ -203,7 +206,8 @@ export async function postBeforeDeadline(
   count: number,
 ): Promise<{ answer: HttpAnswer } | { failure: ProduceFailure }> {
   const remaining = deadline.at - Date.now()
-  if (remaining <= 0) return { failure: failAll(count, 'timeout', 'deadline passed before sending') }
+  if (remaining <= 0)
+    return { failure: failAll(count, 'timeout', 'deadline passed before sending') }
   const signal = AbortSignal.timeout(remaining)
   try {
     const res = await fetch(url, { method: 'POST', headers, body, signal, redirect: 'manual' })
@@ -212,14 +216,16 @@ export async function postBeforeDeadline(
     return {
       answer: {
         status: res.status,
-        contentType: (res.headers.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase() ?? '',
+        contentType:
+          (res.headers.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase() ?? '',
         text,
         ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
       },
     }
   } catch (e) {
     // The request may still land after a timeout: at least once, as for every producer here.
-    if (signal.aborted) return { failure: failAll(count, 'timeout', 'no answer before the deadline') }
+    if (signal.aborted)
+      return { failure: failAll(count, 'timeout', 'no answer before the deadline') }
     const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e)
     return { failure: failAll(count, 'unreachable', message) }
   }
@@ -245,7 +251,12 @@ export async function produceByTopic(
   if (!single) return { ok: true }
   if (groups.length === 1) return send(single[0], messages)
   const results = await Promise.all(
-    groups.map(([topic, indexes]) => send(topic, indexes.map((i) => messages[i] as KafkaMessage))),
+    groups.map(([topic, indexes]) =>
+      send(
+        topic,
+        indexes.map((i) => messages[i] as KafkaMessage),
+      ),
+    ),
   )
   const acknowledged = messages.map(() => true)
   let worst: ProduceFailure | undefined

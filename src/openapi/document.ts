@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 import type { Config } from '../config.ts'
 import { CallsScoreReq, CallsScoreRes } from '../schemas/calls-score.ts'
 import {
@@ -124,7 +124,9 @@ export function openApiDocument(limits: DocumentedLimits | undefined) {
             'clients send `api`). The key must grant `project_id` and the project of every',
             'scorer ref (`entity/project` or `entity/*`).',
             `\n\nLimits: ${describeLimits(limits)} Requests per API key are rate limited (\`429\`).`,
-          ].join(' '),
+          ]
+            .join(' ')
+            .replaceAll(' \n', '\n'),
           operationId: 'calls_score_calls_score_post',
           requestBody: { content: json('CallsScoreReq'), required: true },
           responses: {
@@ -163,7 +165,7 @@ export function openApiDocument(limits: DocumentedLimits | undefined) {
             },
             '503': {
               description:
-                'Kafka did not acknowledge every job in time (nothing can be assumed enqueued: retry the whole request), or the deployment is misconfigured.',
+                'Kafka did not acknowledge every job in time (with `Retry-After`), or the deployment is misconfigured (`Service misconfigured`).',
               headers: retryAfter,
               content: json('HTTPError'),
             },

@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 
 /**
  * FastAPI's `ValidationError` as its OpenAPI document describes it (`loc`, `msg`, `type`). The

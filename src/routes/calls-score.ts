@@ -11,6 +11,7 @@ import { edgeErrors } from '../fastapi/validation.ts'
 import { buildScoreJobs } from '../kafka/jobs.ts'
 import { produceWithPolicy } from '../kafka/producer.ts'
 import { validateJson } from '../lib/validator.ts'
+import { rateLimitPerKey } from '../middleware/rate-limit.ts'
 import { loadQueueConfig } from '../queue/config.ts'
 import { enqueueJobs } from '../queue/jobs-queue.ts'
 import { CallsScoreReq, CLIENT_REF } from '../schemas/calls-score.ts'
@@ -25,6 +26,7 @@ export function registerCallsScore(app: Hono<AppEnv>, deps: AppDeps): void {
     '/calls/score',
     requireConfig,
     apiKeyAuth,
+    rateLimitPerKey,
     (c, next) =>
       bodyLimit({
         maxSize: c.get('config').maxBodyBytes,

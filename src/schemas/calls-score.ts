@@ -33,8 +33,8 @@ export type CallsScoreRequest = z.infer<typeof CallsScoreReq>
 /** The model's fields in definition order: pydantic reports errors in this order. */
 export const CALLS_SCORE_FIELDS = ['project_id', 'call_ids', 'scorer_refs', 'wb_user_id'] as const
 
-/** Weave's `CallsScoreRes`: always the empty object. */
-export const CallsScoreRes = z.strictObject({}).meta({
+/** Weave's `CallsScoreRes`: always the empty object (no `extra="forbid"` on the pydantic model). */
+export const CallsScoreRes = z.object({}).meta({
   id: 'CallsScoreRes',
   title: 'CallsScoreRes',
   description:

@@ -1,0 +1,221 @@
+/**
+ * What `npm run bench` and `npm run bench:profile` share: the request bodies, the set-up (sink,
+ * production bundles under workerd, an API key) and the load generator. Loopback only.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import autocannon from 'autocannon'
+import { hashKey } from '../scripts/lib/keys.ts'
+import {
+  type Bundle,
+  buildBundle,
+  type RunningWorkerd,
+  readWorkerSettings,
+  serve,
+} from '../scripts/lib/selfhosted.ts'
+
+const OUT = 'bench/out'
+const PROJECT = 'bench/project'
+
+/** The three bodies of the issue: call ids and scorer refs per request. */
+export const BODIES = {
+  small: { ids: 10, scorers: 2 },
+  large: { ids: 1000, scorers: 5 },
+  max: { ids: 10_000, scorers: 100 },
+} as const
+export type BodyName = keyof typeof BODIES
+
+export const SERVERS = ['worker', 'floor'] as const
+export type ServerName = (typeof SERVERS)[number]
+
+/** A request body like the SDK's: UUIDv7-shaped call ids, client scorer refs of one project. */
+export function requestBody(name: BodyName): string {
+  const { ids, scorers } = BODIES[name]
+  const hex = (n: number, width: number) => n.toString(16).padStart(width, '0')
+  return JSON.stringify({
+    project_id: PROJECT,
+    call_ids: Array.from(
+      { length: ids },
+      (_, i) => `0190a1b2-${hex(i >>> 12, 4)}-7000-8000-${hex(i, 12)}`,
+    ),
+    scorer_refs: Array.from(
+      { length: scorers },
+      (_, i) => `weave:///${PROJECT}/object/Scorer${i}:${hex(i * 2654435761, 16)}`,
+    ),
+  })
+}
+
+/** A port that was free a moment ago, on loopback. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/** The sink in its own process (dev/sink/cli.ts runs startSink), so it does not share our CPU. */
+function startSinkProcess(): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, ['dev/sink/cli.ts', '--port', '0'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  return new Promise((resolve, reject) => {
+    let out = ''
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString()
+      const url = /listening on (http:\/\/\S+)/.exec(out)?.[1]
+      if (url) resolve({ url, child })
+    })
+    child.once('exit', (code) => reject(new Error(`sink exited (${code})`)))
+  })
+}
+
+/**
+ * One fixed-length load run: mean requests/s, latency percentiles (ms), failures, and the
+ * server's CPU time per request (µs; NaN where /proc is missing): on a shared machine the CPU a
+ * request costs is steadier than the throughput.
+ */
+export type Run = {
+  rps: number
+  p50: number
+  p99: number
+  non2xx: number
+  errors: number
+  cpuUsPerRequest: number
+}
+
+/** CPU time (user + system) a process has used so far, in µs, from /proc (Linux). */
+function cpuUs(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    const ticks = Number(fields[11]) + Number(fields[12])
+    return (ticks * 1_000_000) / CLOCK_TICKS
+  } catch {
+    return Number.NaN
+  }
+}
+// USER_HZ: 100 on every Linux architecture Node supports.
+const CLOCK_TICKS = 100
+
+/** Drives `POST /calls/score` with one body at a fixed concurrency for `seconds`. */
+export function load(
+  url: string,
+  body: string,
+  auth: string,
+  seconds: number,
+  connections: number,
+  pid?: number,
+): Promise<Run> {
+  const cpuBefore = cpuUs(pid)
+  return new Promise((resolve, reject) => {
+    autocannon(
+      {
+        url: `${url}/calls/score`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: auth },
+        body,
+        connections,
+        duration: seconds,
+      },
+      (err, result) => {
+        if (err) return reject(err)
+        resolve({
+          cpuUsPerRequest: (cpuUs(pid) - cpuBefore) / result.requests.total,
+          rps: result.requests.average,
+          p50: result.latency.p50,
+          p99: result.latency.p99,
+          non2xx: result.non2xx,
+          errors: result.errors,
+        })
+      },
+    )
+  })
+}
+
+/** Everything a benchmark run started; `stop` ends all of it. */
+export type Bench = {
+  servers: Partial<Record<ServerName, RunningWorkerd>>
+  bundles: Partial<Record<ServerName, Bundle>>
+  /** `Authorization` header of the bench's API key. */
+  auth: string
+  sinkUrl: string
+  /** Drops what the sink stored (it keeps every record in memory). */
+  resetSink(): Promise<void>
+  stop(): Promise<void>
+}
+
+/**
+ * Builds the production bundle (and the floor's, with the same wrangler config), starts the sink
+ * and serves each bundle under workerd on a free loopback port, with a fresh API key.
+ */
+export async function startBench(options: {
+  servers: readonly ServerName[]
+  inspector?: string
+}): Promise<Bench> {
+  mkdirSync(OUT, { recursive: true })
+  const settings = readWorkerSettings('wrangler.toml')
+  const bundles: Bench['bundles'] = {}
+  for (const name of options.servers) {
+    bundles[name] = buildBundle(
+      name === 'worker'
+        ? { outDir: join(OUT, 'worker') }
+        : { outDir: join(OUT, 'floor'), entry: 'bench/floor-worker.ts' },
+    )
+  }
+  const sink = await startSinkProcess()
+  const servers: Bench['servers'] = {}
+  const stop = async () => {
+    await Promise.allSettled(Object.values(servers).map((s) => s.stop()))
+    sink.child.kill('SIGTERM')
+  }
+  try {
+    const apiKey = `bench-${randomBytes(24).toString('hex')}`
+    const keysFile = join(OUT, 'api-keys.json')
+    const record = { wb_user_id: 'bench-user', projects: ['bench/*'] }
+    writeFileSync(keysFile, JSON.stringify({ [hashKey(apiKey)]: record }))
+    const env = {
+      ...process.env,
+      KAFKA_TOPIC: 'bench.score_calls',
+      UPSTASH_KAFKA_REST_URL: sink.url,
+      UPSTASH_KAFKA_REST_USERNAME: 'dev',
+      UPSTASH_KAFKA_REST_PASSWORD: 'dev-password',
+    }
+    for (const name of options.servers) {
+      const bundle = bundles[name]
+      if (!bundle) continue
+      servers[name] = await serve({
+        bundle,
+        settings,
+        stateDir: join(OUT, name),
+        host: '127.0.0.1',
+        port: await freePort(),
+        ...(name === 'worker' ? { apiKeysFile: keysFile } : {}),
+        ...(options.inspector ? { inspector: options.inspector } : {}),
+        env,
+        stdio: 'ignore',
+      })
+    }
+    return {
+      servers,
+      bundles,
+      auth: `Basic ${Buffer.from(`api:${apiKey}`).toString('base64')}`,
+      sinkUrl: sink.url,
+      resetSink: async () => {
+        await (await fetch(`${sink.url}/__sink/reset`, { method: 'POST' })).arrayBuffer()
+      },
+      stop,
+    }
+  } catch (e) {
+    await stop()
+    throw e
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * `npm run bench:profile -- [small|large|max] [worker|floor]`: a CPU profile of the production
+ * bundle (or the floor) under load, taken through workerd's V8 inspector. Writes
+ * bench/out/<server>-<body>.cpuprofile (open it in Chrome DevTools' Performance panel) and prints
+ * the functions with the most self time, named through the bundle's source map.
+ *
+ * Settings (environment): BENCH_SECONDS (5), BENCH_CONNECTIONS (8).
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { SourceMap } from 'node:module'
+import { join } from 'node:path'
+import {
+  BODIES,
+  type BodyName,
+  freePort,
+  load,
+  requestBody,
+  SERVERS,
+  type ServerName,
+  startBench,
+} from './lib.ts'
+
+const OUT = 'bench/out'
+const name = (process.argv[2] ?? 'large') as BodyName
+if (!(name in BODIES)) throw new Error(`unknown body ${name}: small, large or max`)
+const serverName = (process.argv[3] ?? 'worker') as ServerName
+if (!SERVERS.includes(serverName)) throw new Error(`unknown server ${serverName}: worker or floor`)
+const seconds = Number(process.env.BENCH_SECONDS ?? 5)
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 8)
+
+type CallFrame = { functionName: string; url: string; lineNumber: number; columnNumber: number }
+type ProfileNode = { id: number; callFrame: CallFrame; hitCount?: number }
+type Profile = { nodes: ProfileNode[]; samples?: number[]; startTime: number; endTime: number }
+
+/** A minimal Chrome DevTools Protocol client over the inspector's WebSocket. */
+async function inspect(address: string) {
+  const targets = (await (await fetch(`http://${address}/json/list`)).json()) as {
+    webSocketDebuggerUrl: string
+  }[]
+  const target = targets[0]
+  if (!target) throw new Error('workerd exposes no inspector target')
+  const socket = new WebSocket(target.webSocketDebuggerUrl)
+  await new Promise((resolve, reject) => {
+    socket.addEventListener('open', resolve, { once: true })
+    socket.addEventListener('error', reject, { once: true })
+  })
+  let next = 1
+  const pending = new Map<number, (result: unknown) => void>()
+  socket.addEventListener('message', (event) => {
+    const message = JSON.parse(String(event.data)) as { id?: number; result?: unknown }
+    if (message.id !== undefined) pending.get(message.id)?.(message.result)
+  })
+  return {
+    send(method: string, params: Record<string, unknown> = {}): Promise<unknown> {
+      const id = next++
+      socket.send(JSON.stringify({ id, method, params }))
+      return new Promise((resolve) => pending.set(id, resolve))
+    },
+    close: () => socket.close(),
+  }
+}
+
+mkdirSync(OUT, { recursive: true })
+const inspector = `127.0.0.1:${await freePort()}`
+const bench = await startBench({ servers: [serverName], inspector })
+try {
+  const server = bench.servers[serverName]
+  if (!server) throw new Error(`${serverName} did not start`)
+  const payload = requestBody(name)
+  await load(server.url, payload, bench.auth, 1, connections)
+  const cdp = await inspect(inspector)
+  await cdp.send('Profiler.enable')
+  await cdp.send('Profiler.setSamplingInterval', { interval: 100 })
+  await cdp.send('Profiler.start')
+  const run = await load(server.url, payload, bench.auth, seconds, connections)
+  const { profile } = (await cdp.send('Profiler.stop')) as { profile: Profile }
+  cdp.close()
+  const file = join(OUT, `${serverName}-${name}.cpuprofile`)
+  writeFileSync(file, JSON.stringify(profile))
+
+  // The bundle is minified: name each frame by its place in the sources, through the source map.
+  const bundle = bench.bundles[serverName]
+  const map = bundle
+    ? new SourceMap(JSON.parse(readFileSync(join(bundle.dir, `${bundle.main}.map`), 'utf8')))
+    : undefined
+  const total = profile.nodes.reduce((n, node) => n + (node.hitCount ?? 0), 0)
+  const self = new Map<string, number>()
+  for (const node of profile.nodes) {
+    const { functionName, url, lineNumber, columnNumber } = node.callFrame
+    let where = ''
+    if (url) {
+      const origin = map?.findOrigin(lineNumber + 1, columnNumber + 1)
+      where =
+        origin && 'fileName' in origin
+          ? `${origin.fileName.replace(/^.*node_modules\//, '').replace(/^(\.\.\/)+/, '')}:${origin.lineNumber}${origin.name ? ` ${origin.name}` : ''}`
+          : `${url.split('/').pop()}:${lineNumber + 1}:${columnNumber + 1}`
+    }
+    const key = `${functionName || '(anonymous)'} ${where}`.trim()
+    self.set(key, (self.get(key) ?? 0) + (node.hitCount ?? 0))
+  }
+  console.log(`${serverName}, ${name}: ${run.rps.toFixed(0)} req/s while profiling; ${file}\nself time:`)
+  for (const [key, hits] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 25)) {
+    console.log(`${((hits / total) * 100).toFixed(1).padStart(6)}%  ${key}`)
+  }
+} finally {
+  await bench.stop()
+}

@@ -1,0 +1,68 @@
+/**
+ * `npm start`: self-hosted mode. Builds the production bundle (what `wrangler deploy` uploads)
+ * and serves it under plain `workerd` on http://$HOST:$PORT (default 127.0.0.1:8787).
+ *
+ * Settings are environment variables named like the wrangler vars and secrets (unset vars take
+ * their wrangler.toml default); API keys come from the JSON file named by API_KEYS_FILE.
+ */
+import { checkApiKeysFile, buildBundle, readWorkerSettings, serve } from './lib/selfhosted.ts'
+
+const STATE_DIR = '.wrangler/selfhosted'
+
+function fail(message: string): never {
+  process.stderr.write(`npm start: ${message}\n`)
+  process.exit(2)
+}
+
+const host = process.env.HOST ?? '127.0.0.1'
+const port = Number(process.env.PORT ?? 8787)
+if (!Number.isInteger(port) || port < 1 || port > 65535) fail(`invalid PORT ${process.env.PORT}`)
+const apiKeysFile = process.env.API_KEYS_FILE
+if (!apiKeysFile) {
+  fail(
+    'API_KEYS_FILE is not set: name a JSON file {"<sha256 hex of a key>": {"wb_user_id": "…", "projects": ["entity/*"]}}',
+  )
+}
+let keyCount = 0
+try {
+  keyCount = checkApiKeysFile(apiKeysFile)
+} catch (e) {
+  fail(e instanceof Error ? e.message : String(e))
+}
+
+const settings = readWorkerSettings('wrangler.toml')
+// The worker itself refuses requests (503, and logs why) while settings are wrong; these are
+// only the mistakes worth seeing before the first request.
+const unset = settings.secrets.filter((name) => !process.env[name])
+if (unset.length > 0) console.warn(`warning: ${unset.join(', ')} not set: /calls/score answers 503`)
+if (!(process.env.UPSTASH_KAFKA_REST_URL ?? settings.vars.UPSTASH_KAFKA_REST_URL)) {
+  console.warn('warning: UPSTASH_KAFKA_REST_URL not set: /calls/score answers 503')
+}
+if (settings.notProvided.length > 0) {
+  console.warn(`not provided in self-hosted mode: ${settings.notProvided.join(', ')}`)
+}
+
+const bundle = buildBundle({ outDir: `${STATE_DIR}/bundle` })
+const worker = await serve({
+  bundle,
+  settings,
+  stateDir: STATE_DIR,
+  host,
+  port,
+  apiKeysFile,
+})
+console.log(`weave-calls-score (self-hosted, workerd) on ${worker.url} with ${keyCount} API key(s)`)
+
+let stopping = false
+const stop = () => {
+  if (stopping) return
+  stopping = true
+  worker.stop().then(() => process.exit(0))
+}
+process.on('SIGINT', stop)
+process.on('SIGTERM', stop)
+worker.process.on('exit', (code, signal) => {
+  if (stopping) return
+  process.stderr.write(`workerd exited (${code ?? signal})\n`)
+  process.exit(code ?? 1)
+})

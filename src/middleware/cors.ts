@@ -1,0 +1,56 @@
+import type { MiddlewareHandler } from 'hono'
+import { cors } from 'hono/cors'
+import type { AppEnv } from '../env.ts'
+
+/**
+ * The origins in `CORS_ALLOWED_ORIGINS`: comma-separated, blanks ignored, a trailing slash
+ * dropped (browsers never send one in `Origin`, operators often paste one).
+ */
+export function parseAllowedOrigins(raw: string): Set<string> {
+  const origins = new Set<string>()
+  for (const part of raw.split(',')) {
+    const origin = part.trim().replace(/\/+$/, '')
+    if (origin !== '') origins.add(origin)
+  }
+  return origins
+}
+
+type Policy = { origins: Set<string>; handler: MiddlewareHandler<AppEnv> }
+
+// One deployment has one value; rebuilt only if the var changes under a live isolate.
+let cached: { raw: string; policy: Policy } | undefined
+
+function policyFor(raw: string): Policy {
+  if (cached?.raw === raw) return cached.policy
+  const origins = parseAllowedOrigins(raw)
+  const policy: Policy = {
+    origins,
+    handler: cors({
+      origin: (origin) => (origins.has(origin) ? origin : null),
+      allowMethods: ['GET', 'HEAD', 'POST'],
+      allowHeaders: ['Authorization', 'Content-Type', 'X-Request-Id'],
+      // Not CORS-safelisted, so a browser script could not read them otherwise.
+      exposeHeaders: ['X-Request-Id', 'Retry-After'],
+      maxAge: 600,
+    }),
+  }
+  cached = { raw, policy }
+  return policy
+}
+
+/**
+ * CORS for browser clients (such as Weave's UI) on the origins of `CORS_ALLOWED_ORIGINS`, none
+ * by default. An allowed origin's preflight is answered here; its other requests get the CORS
+ * headers on every answer, errors included, so that a page can read a 401, 422 or 503. Any other
+ * origin gets no CORS header at all, and its `OPTIONS` reaches the routes, which answer it like
+ * FastAPI without CORS (`405`). Mounted inside the request context, so preflights are logged too.
+ */
+export const corsFromEnv: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const { origins, handler } = policyFor(c.env.CORS_ALLOWED_ORIGINS ?? '')
+  if (origins.size === 0) return next()
+  const origin = c.req.header('origin')
+  if (origin !== undefined && origins.has(origin)) return handler(c, next)
+  await next()
+  // The answer depends on Origin, so shared caches must not hand it to an allowed origin.
+  c.header('Vary', 'Origin', { append: true })
+}

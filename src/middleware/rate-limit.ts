@@ -1,0 +1,48 @@
+import type { MiddlewareHandler } from 'hono'
+import { auth } from 'hono/utils/basic-auth'
+import { hashApiKey } from '../auth/keys.ts'
+import type { AppEnv } from '../env.ts'
+import { ApiError } from '../errors.ts'
+
+const SECONDS = /^[1-9]\d{0,4}$/
+
+/**
+ * Per-key rate limiting with the Workers Rate Limiting binding `RATE_LIMITER` (limit and period
+ * in `wrangler.toml`, `[[ratelimits]]`). Mounted after authentication, so only a known key is
+ * counted, and counted under its SHA-256: the raw key never leaves the worker. Over the limit:
+ * `429` with `Retry-After` (`RATE_LIMIT_RETRY_AFTER_SECONDS`, the binding's period). Without
+ * the binding there is no limit. If the binding itself fails, the request goes through: the
+ * limit protects capacity, it is not what keeps anyone out.
+ */
+export const rateLimitPerKey: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const limiter: RateLimit | undefined = c.env.RATE_LIMITER
+  if (limiter === undefined) return next()
+  const retryAfter = c.env.RATE_LIMIT_RETRY_AFTER_SECONDS ?? ''
+  if (!SECONDS.test(retryAfter)) {
+    throw new ApiError(
+      'misconfigured',
+      'Service misconfigured',
+      {},
+      {
+        level: 'error',
+        config_problems: ['RATE_LIMIT_RETRY_AFTER_SECONDS: expected whole seconds, 1 to 99999'],
+      },
+    )
+  }
+  // Basic auth has accepted these credentials already; this reads the same header the same way.
+  const password = auth(c.req.raw)?.password
+  if (password === undefined) return next()
+  let allowed: boolean
+  try {
+    allowed = (await limiter.limit({ key: await hashApiKey(password) })).success
+  } catch (err) {
+    c.get('log').rate_limit_error = err instanceof Error ? err.message : String(err)
+    return next()
+  }
+  if (!allowed) {
+    throw new ApiError('rate_limited', 'Rate limit exceeded for this API key. Retry later.', {
+      'Retry-After': retryAfter,
+    })
+  }
+  await next()
+}
