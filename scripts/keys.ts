@@ -39,7 +39,12 @@ class UsageError extends Error {}
 /** The command is fine but cannot be done as asked: exit code 1, nothing changed. */
 class Refused extends Error {}
 
-function target(values: { local?: boolean; remote?: boolean; env?: string; 'persist-to'?: string }) {
+function target(values: {
+  local?: boolean
+  remote?: boolean
+  env?: string
+  'persist-to'?: string
+}) {
   if (values.local && values.remote) throw new UsageError('--local and --remote exclude each other')
   if (!values.local && !values.remote && values.env === undefined) {
     throw new UsageError('say where: --local, --remote or --env <name>')
@@ -116,7 +121,9 @@ function revoke(t: KvTarget, keyOrPrefix: string | undefined) {
   let found = hexPrefix ? listKeyRecords(t, keyOrPrefix) : []
   if (found.length === 0) found = listKeyRecords(t, hashKey(keyOrPrefix))
   if (found.length === 0) {
-    throw new Refused(`no key or hash prefix ${keyOrPrefix} in ${describeTarget(t)}`)
+    // Never echo what may be a key.
+    const what = hexPrefix ? `key or hash prefix ${keyOrPrefix}` : 'such key'
+    throw new Refused(`no ${what} in ${describeTarget(t)}`)
   }
   if (found.length > 1) {
     throw new Refused(

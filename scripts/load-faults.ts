@@ -29,13 +29,24 @@ const apiKey = randomBytes(24).toString('hex')
 const put = spawnSync(
   'wrangler',
   [
-    'kv', 'key', 'put', '--binding', 'API_KEYS', '--local', '--persist-to', state,
-    hashKey(apiKey), JSON.stringify({ wb_user_id: 'load-user', projects: [`${PROJECT.split('/')[0]}/*`] }),
+    'kv',
+    'key',
+    'put',
+    '--binding',
+    'API_KEYS',
+    '--local',
+    '--persist-to',
+    state,
+    hashKey(apiKey),
+    JSON.stringify({ wb_user_id: 'load-user', projects: [`${PROJECT.split('/')[0]}/*`] }),
   ],
   { stdio: ['ignore', 'ignore', 'inherit'] },
 )
 if (put.status !== 0) throw new Error('could not provision the API key')
-writeFileSync(join(state, '.dev.vars'), 'UPSTASH_KAFKA_REST_USERNAME=dev\nUPSTASH_KAFKA_REST_PASSWORD=dev-password\n')
+writeFileSync(
+  join(state, '.dev.vars'),
+  'UPSTASH_KAFKA_REST_USERNAME=dev\nUPSTASH_KAFKA_REST_PASSWORD=dev-password\n',
+)
 
 // The worker as configured, minus per-key rate limiting: this run is about delivery under
 // faults, and one key at this rate would otherwise be a 429 test.
@@ -56,8 +67,19 @@ const vars = {
 const wrangler = spawn(
   'wrangler',
   [
-    'dev', '--config', config, '--port', String(PORT), '--ip', '127.0.0.1', '--persist-to', state,
-    '--env-file', join(state, '.dev.vars'), '--log-level', 'error',
+    'dev',
+    '--config',
+    config,
+    '--port',
+    String(PORT),
+    '--ip',
+    '127.0.0.1',
+    '--persist-to',
+    state,
+    '--env-file',
+    join(state, '.dev.vars'),
+    '--log-level',
+    'error',
     ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
   ],
   { stdio: ['ignore', 'ignore', 'inherit'] },
@@ -72,7 +94,13 @@ process.on('SIGINT', () => void cleanup().then(() => process.exit(130)))
 
 for (let i = 0; ; i++) {
   if (i > 240 || wrangler.exitCode !== null) throw new Error('wrangler dev did not start')
-  if (await fetch(`${base}/health`).then((r) => r.ok, () => false)) break
+  if (
+    await fetch(`${base}/health`).then(
+      (r) => r.ok,
+      () => false,
+    )
+  )
+    break
   await new Promise((r) => setTimeout(r, 500))
 }
 

@@ -37,7 +37,12 @@ async function score({ fault, vars = {} }: Scenario) {
     res = await call({
       key,
       body: validBody({ call_ids: CALL_IDS }),
-      vars: { KAFKA_TOPIC: topic, KAFKA_PRODUCE_TIMEOUT_MS: '1000', KAFKA_PRODUCE_RETRIES: '1', ...vars },
+      vars: {
+        KAFKA_TOPIC: topic,
+        KAFKA_PRODUCE_TIMEOUT_MS: '1000',
+        KAFKA_PRODUCE_RETRIES: '1',
+        ...vars,
+      },
     })
   })
   const elapsed = Date.now() - started
@@ -61,18 +66,30 @@ describe('a Kafka REST failure falls back to the queue: {} in bounded time, noth
     ['5xx', { kind: 'status', status: 500, times: 2 }, 2, 'unavailable'],
     ['429', { kind: 'status', status: 429, times: 2 }, 2, 'unavailable'],
     ['a non-JSON error page', { kind: 'html', status: 502, times: 2 }, 2, 'invalid_response'],
-    ['a rejected credential (401), never retried', { kind: 'status', status: 401, times: 1 }, 1, 'unauthorized'],
+    [
+      'a rejected credential (401), never retried',
+      { kind: 'status', status: 401, times: 1 },
+      1,
+      'unauthorized',
+    ],
     ['another 4xx, never retried', { kind: 'status', status: 400, times: 1 }, 1, 'rejected'],
   ])('%s', async (_, fault, attempts, reason) => {
     const { res, topic, elapsed, line } = await score({ fault })
     expect(await answer(res)).toEqual({ status: 200, body: {} })
     expect(elapsed).toBeLessThan(3000)
-    expect(line).toMatchObject({ outcome: 'queued', kafka_attempts: attempts, kafka_reason: reason, queued: 3 })
+    expect(line).toMatchObject({
+      outcome: 'queued',
+      kafka_attempts: attempts,
+      kafka_reason: reason,
+      queued: 3,
+    })
     await expectAllDeliveredOnce(topic)
   })
 
   it('a hang: {} at the deadline, not after 15 s', async () => {
-    const { res, topic, elapsed, line } = await score({ fault: { kind: 'hang', ms: 3000, times: 1 } })
+    const { res, topic, elapsed, line } = await score({
+      fault: { kind: 'hang', ms: 3000, times: 1 },
+    })
     expect(await answer(res)).toEqual({ status: 200, body: {} })
     expect(elapsed).toBeGreaterThanOrEqual(950)
     expect(elapsed).toBeLessThan(3000)
@@ -81,7 +98,9 @@ describe('a Kafka REST failure falls back to the queue: {} in bounded time, noth
   })
 
   it('connection refused', async () => {
-    const { res, topic, elapsed, line } = await score({ vars: { UPSTASH_KAFKA_REST_URL: 'http://127.0.0.1:9' } })
+    const { res, topic, elapsed, line } = await score({
+      vars: { UPSTASH_KAFKA_REST_URL: 'http://127.0.0.1:9' },
+    })
     expect(await answer(res)).toEqual({ status: 200, body: {} })
     expect(elapsed).toBeLessThan(3000)
     expect(line).toMatchObject({ outcome: 'queued', kafka_reason: 'unreachable' })
@@ -116,7 +135,10 @@ describe('a Kafka REST failure falls back to the queue: {} in bounded time, noth
   it('jobs over the queue message limit are split into smaller chunks, values still Weave-shaped', async () => {
     const topic = uniqueTopic('split')
     await sinkFault(topic, { kind: 'status', status: 500, times: 2 })
-    const ids = Array.from({ length: 100 }, (_, i) => `${String(i).padStart(4, '0')}-${'x'.repeat(2000)}`)
+    const ids = Array.from(
+      { length: 100 },
+      (_, i) => `${String(i).padStart(4, '0')}-${'x'.repeat(2000)}`,
+    )
     const res = await call({
       key: await createKey(),
       body: validBody({ call_ids: ids }),
@@ -127,7 +149,9 @@ describe('a Kafka REST failure falls back to the queue: {} in bounded time, noth
     const values = messages.map((m) => JSON.parse(m.value) as { call_ids: string[] })
     expect(values.length).toBeGreaterThan(1)
     expect(values.flatMap((v) => v.call_ids).sort()).toEqual(ids)
-    expect(messages.every((m) => m.value.startsWith('{"project_id":"acme/support-bot","call_ids":['))).toBe(true)
+    expect(
+      messages.every((m) => m.value.startsWith('{"project_id":"acme/support-bot","call_ids":[')),
+    ).toBe(true)
   })
 })
 
@@ -163,12 +187,20 @@ describe('only a refusal by the queue too is a 503', () => {
 
 describe('configuration and routing', () => {
   it('a deployment without a Kafka URL refuses loudly with 503', async () => {
-    const res = await call({ key: await createKey(), body: validBody(), vars: { UPSTASH_KAFKA_REST_URL: '' } })
+    const res = await call({
+      key: await createKey(),
+      body: validBody(),
+      vars: { UPSTASH_KAFKA_REST_URL: '' },
+    })
     expect(await answer(res)).toEqual({ status: 503, body: { detail: 'Service misconfigured' } })
   })
 
   it('broken queue settings refuse loudly with 503', async () => {
-    const res = await call({ key: await createKey(), body: validBody(), vars: { QUEUE_MAX_ATTEMPTS: 'lots' } })
+    const res = await call({
+      key: await createKey(),
+      body: validBody(),
+      vars: { QUEUE_MAX_ATTEMPTS: 'lots' },
+    })
     expect(await answer(res)).toEqual({ status: 503, body: { detail: 'Service misconfigured' } })
   })
 
@@ -178,11 +210,14 @@ describe('configuration and routing', () => {
     expect(res.headers.get('x-request-id')).toBeTruthy()
   })
 
-  it.each(['GET', 'PUT', 'DELETE', 'PATCH'])('%s /calls/score is 405 with Allow: POST', async (method) => {
-    const res = await call({ method })
-    expect(await answer(res)).toEqual({ status: 405, body: { detail: 'Method Not Allowed' } })
-    expect(res.headers.get('allow')).toBe('POST')
-  })
+  it.each(['GET', 'PUT', 'DELETE', 'PATCH'])(
+    '%s /calls/score is 405 with Allow: POST',
+    async (method) => {
+      const res = await call({ method })
+      expect(await answer(res)).toEqual({ status: 405, body: { detail: 'Method Not Allowed' } })
+      expect(res.headers.get('allow')).toBe('POST')
+    },
+  )
 
   it('a trailing slash is redirected (307) like Starlette', async () => {
     const res = await call({ path: '/calls/score/?a=1', key: await createKey(), body: validBody() })

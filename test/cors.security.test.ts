@@ -8,7 +8,11 @@ import { answer, call, createKey, uniqueTopic, validBody } from './helpers.ts'
 const UI = 'https://wandb.ai'
 const ALLOWED = { CORS_ALLOWED_ORIGINS: ` ${UI}/ , https://weave.example.com` }
 
-const preflight = (origin: string, vars: Record<string, unknown> = ALLOWED, path = '/calls/score') =>
+const preflight = (
+  origin: string,
+  vars: Record<string, unknown> = ALLOWED,
+  path = '/calls/score',
+) =>
   call({
     method: 'OPTIONS',
     path,
@@ -94,18 +98,21 @@ describe('any other origin gets no CORS headers at all', () => {
     ['another scheme', 'http://wandb.ai'],
     ['another case', 'https://WANDB.AI'],
     ['the opaque origin', 'null'],
-  ])('%s: its preflight is 405 like FastAPI, its requests carry no CORS headers', async (_, origin) => {
-    const pre = await preflight(origin)
-    expect(await answer(pre)).toEqual({ status: 405, body: { detail: 'Method Not Allowed' } })
-    expect(pre.headers.get('allow')).toBe('POST')
-    expect(corsHeaders(pre)).toEqual([])
-    // Shared caches must not serve this answer to an allowed origin.
-    expect(pre.headers.get('vary')).toContain('Origin')
+  ])(
+    '%s: its preflight is 405 like FastAPI, its requests carry no CORS headers',
+    async (_, origin) => {
+      const pre = await preflight(origin)
+      expect(await answer(pre)).toEqual({ status: 405, body: { detail: 'Method Not Allowed' } })
+      expect(pre.headers.get('allow')).toBe('POST')
+      expect(corsHeaders(pre)).toEqual([])
+      // Shared caches must not serve this answer to an allowed origin.
+      expect(pre.headers.get('vary')).toContain('Origin')
 
-    const res = await call({ body: {}, headers: { origin }, vars: ALLOWED })
-    expect(res.status).toBe(401)
-    expect(corsHeaders(res)).toEqual([])
-  })
+      const res = await call({ body: {}, headers: { origin }, vars: ALLOWED })
+      expect(res.status).toBe(401)
+      expect(corsHeaders(res)).toEqual([])
+    },
+  )
 
   it('and by default (CORS_ALLOWED_ORIGINS empty) no origin is allowed', async () => {
     const pre = await preflight(UI, {})

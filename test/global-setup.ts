@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import type { TestProject } from 'vitest/node'
 import { parse } from 'yaml'
 import { startSink } from '../dev/sink/sink.ts'
@@ -12,7 +13,9 @@ declare module 'vitest' {
 }
 
 /** Where the contract lives, beside this repository (the README links it the same way). */
-export const PYTHON_OPENAPI = new URL('../../shared/spec/calls-score.openapi.yaml', import.meta.url)
+export const PYTHON_OPENAPI = fileURLToPath(
+  new URL('../../shared/spec/calls-score.openapi.yaml', import.meta.url).href,
+)
 
 /** Starts the real Kafka REST sink on an ephemeral loopback port for the whole run. */
 export default async function setup(project: TestProject) {

@@ -50,16 +50,19 @@ describe('GET /openapi.json is the Python server’s document, plus the edge’s
     for (const [status, response] of Object.entries(theirResponses)) {
       expect(ourResponses[status], status).toStrictEqual(response)
     }
-    expect(Object.keys(ourResponses).filter((s) => !(s in theirResponses))).toEqual(
-      EDGE_RESPONSES,
-    )
+    expect(Object.keys(ourResponses).filter((s) => !(s in theirResponses))).toEqual(EDGE_RESPONSES)
   })
 
   it('the component schemas are pydantic’s, titles and descriptions included', async () => {
     const theirs = python?.components
     expect(theirs, 'the Python OpenAPI document was not found').toBeDefined()
     const ours = (await fetchDocument()).components
-    for (const name of ['CallsScoreReq', 'CallsScoreRes', 'HTTPValidationError', 'ValidationError']) {
+    for (const name of [
+      'CallsScoreReq',
+      'CallsScoreRes',
+      'HTTPValidationError',
+      'ValidationError',
+    ]) {
       expect(ours.schemas[name], name).toStrictEqual(theirs?.schemas[name])
     }
     expect(Object.keys(theirs?.schemas ?? {}).sort()).toEqual([

@@ -1,10 +1,10 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
 import { describe, expect, it, vi } from 'vitest'
+import worker from '../src/index.ts'
 import { loadQueueConfig, type QueueConfig } from '../src/queue/config.ts'
 import { retryDelaySeconds } from '../src/queue/consumer.ts'
 import type { QueuedJob } from '../src/queue/jobs-queue.ts'
-import worker from '../src/index.ts'
 import { captureLogs, delivered, jobIdOf, sinkFault, uniqueTopic } from './helpers.ts'
 
 const job = (topic: string, n: number): QueuedJob => ({
@@ -17,7 +17,11 @@ const job = (topic: string, n: number): QueuedJob => ({
 /** Runs the worker's queue handler on a batch, with binding overrides; returns acks/retries and logs. */
 async function consume(
   bodies: unknown[],
-  { attempts = 1, vars = {}, queue = 'weave-score-calls' }: { attempts?: number; vars?: Record<string, unknown>; queue?: string } = {},
+  {
+    attempts = 1,
+    vars = {},
+    queue = 'weave-score-calls',
+  }: { attempts?: number; vars?: Record<string, unknown>; queue?: string } = {},
 ) {
   const batch = createMessageBatch(
     queue,
@@ -34,7 +38,7 @@ async function consume(
   }
   const retryAll = vi.spyOn(batch, 'retryAll')
   const ctx = createExecutionContext()
-  const logs = await captureLogs(() => worker.queue(batch, { ...env, ...vars } as Env, ctx))
+  const logs = await captureLogs(() => worker.queue(batch, { ...env, ...vars } as Env))
   return { result: await getQueueResult(batch, ctx), logs, delays, retryAll }
 }
 
@@ -104,7 +108,11 @@ describe('the fallback queue consumer', () => {
       attempts: 32,
     })
     expect(points).toEqual([
-      { indexes: ['job_dead_lettered'], blobs: ['job_dead_lettered', topic, expect.stringContaining('unavailable')], doubles: [1] },
+      {
+        indexes: ['job_dead_lettered'],
+        blobs: ['job_dead_lettered', topic, expect.stringContaining('unavailable')],
+        doubles: [1],
+      },
     ])
   })
 
@@ -131,13 +139,18 @@ describe('the fallback queue consumer', () => {
   it('replays a dead-letter batch into the main queue when attached to the DLQ', async () => {
     const main = recordingQueue()
     const bodies = [job('t', 1), job('t', 2)]
-    const { result } = await consume(bodies, { queue: 'weave-score-calls-dlq', vars: { SCORE_QUEUE: main } })
+    const { result } = await consume(bodies, {
+      queue: 'weave-score-calls-dlq',
+      vars: { SCORE_QUEUE: main },
+    })
     expect(result.ackAll).toBe(true)
     expect(main.sent).toEqual(bodies)
   })
 
   it('retries the whole batch while misconfigured, never dropping it', async () => {
-    const { result, logs, retryAll } = await consume([job('t', 1)], { vars: { UPSTASH_KAFKA_REST_URL: '' } })
+    const { result, logs, retryAll } = await consume([job('t', 1)], {
+      vars: { UPSTASH_KAFKA_REST_URL: '' },
+    })
     expect(result.retryBatch).toMatchObject({ retry: true })
     expect(retryAll).toHaveBeenCalledWith({ delaySeconds: 60 })
     expect(logs[0]).toMatchObject({ level: 'alarm', msg: 'queue_consumer_misconfigured' })
@@ -147,7 +160,9 @@ describe('the fallback queue consumer', () => {
 describe('retryDelaySeconds', () => {
   const config = loadQueueConfig({ ...env, QUEUE_RETRY_BASE_SECONDS: '5' } as Env) as QueueConfig
   it('doubles from the base up to the cap, never below Retry-After', () => {
-    expect([1, 2, 3, 6, 7, 30].map((a) => retryDelaySeconds(a, config))).toEqual([5, 10, 20, 160, 300, 300])
+    expect([1, 2, 3, 6, 7, 30].map((a) => retryDelaySeconds(a, config))).toEqual([
+      5, 10, 20, 160, 300, 300,
+    ])
     expect(retryDelaySeconds(1, config, 42)).toBe(42)
   })
 })

@@ -119,7 +119,8 @@ export function openApiDocument(limits: DocumentedLimits | undefined) {
           summary: 'Calls Score',
           description: [
             'Enqueues one job per chunk of 100 distinct call ids for the scoring worker, and',
-            'answers `{}` only once Kafka acknowledged every job.',
+            'answers `{}` only once every job is held by Kafka or, when Kafka is slow or down, by',
+            'the durable fallback queue.',
             '\n\nAuthentication: HTTP Basic, the password is the API key (any username; Weave',
             'clients send `api`). The key must grant `project_id` and the project of every',
             'scorer ref (`entity/project` or `entity/*`).',
@@ -165,7 +166,7 @@ export function openApiDocument(limits: DocumentedLimits | undefined) {
             },
             '503': {
               description:
-                'Kafka did not acknowledge every job in time (with `Retry-After`), or the deployment is misconfigured (`Service misconfigured`).',
+                'Neither Kafka nor the fallback queue took every job in time (with `Retry-After`: retry the request), or the deployment is misconfigured (`Service misconfigured`).',
               headers: retryAfter,
               content: json('HTTPError'),
             },

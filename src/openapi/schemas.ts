@@ -19,12 +19,10 @@ export const HTTPValidationErrorSchema = z
   .meta({ title: 'HTTPValidationError' })
 
 /** The body of every other failure: FastAPI's `HTTPException` rendering, `{"detail": "…"}`. */
-export const HTTPErrorSchema = z
-  .object({ detail: z.string().meta({ title: 'Detail' }) })
-  .meta({
-    title: 'HTTPError',
-    description: 'A failure other than validation, in FastAPI\'s HTTPException shape.',
-  })
+export const HTTPErrorSchema = z.object({ detail: z.string().meta({ title: 'Detail' }) }).meta({
+  title: 'HTTPError',
+  description: "A failure other than validation, in FastAPI's HTTPException shape.",
+})
 
 /** `GET /health`'s body. */
 export const HealthSchema = z

@@ -56,7 +56,10 @@ export async function consumeScoreJobs(
       level: 'alarm',
       msg: 'queue_consumer_misconfigured',
       queue: batch.queue,
-      config_problems: [...(base.ok ? [] : base.problems), ...(Array.isArray(queueConfig) ? queueConfig : [])],
+      config_problems: [
+        ...(base.ok ? [] : base.problems),
+        ...(Array.isArray(queueConfig) ? queueConfig : []),
+      ],
     })
     batch.retryAll({ delaySeconds: 60 })
     return
@@ -170,11 +173,22 @@ async function replayDeadLetters(batch: MessageBatch<unknown>, env: Env): Promis
   const queue: Queue<unknown> | undefined = env.SCORE_QUEUE
   try {
     if (!queue) throw new Error('no queue bound')
-    await queue.sendBatch(batch.messages.map((m) => ({ body: m.body, contentType: 'json' as const })))
+    await queue.sendBatch(
+      batch.messages.map((m) => ({ body: m.body, contentType: 'json' as const })),
+    )
     batch.ackAll()
-    log({ level: 'warn', msg: 'dead_letters_replayed', queue: batch.queue, messages: batch.messages.length })
+    log({
+      level: 'warn',
+      msg: 'dead_letters_replayed',
+      queue: batch.queue,
+      messages: batch.messages.length,
+    })
   } catch (e) {
     batch.retryAll({ delaySeconds: 60 })
-    log({ level: 'alarm', msg: 'dead_letter_replay_failed', error: e instanceof Error ? e.message : String(e) })
+    log({
+      level: 'alarm',
+      msg: 'dead_letter_replay_failed',
+      error: e instanceof Error ? e.message : String(e),
+    })
   }
 }

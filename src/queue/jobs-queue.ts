@@ -21,7 +21,12 @@ const MAX_BATCH_MESSAGES = 100
 const utf8 = new TextEncoder()
 const size = (job: QueuedJob) => utf8.encode(JSON.stringify(job)).length
 
-type WeaveValue = { project_id: string; call_ids: string[]; scorer_refs: string[]; wb_user_id: string }
+type WeaveValue = {
+  project_id: string
+  call_ids: string[]
+  scorer_refs: string[]
+  wb_user_id: string
+}
 
 /**
  * Fits a job into the queue's message limit. A chunk of 100 ids whose record is over the limit
@@ -65,7 +70,10 @@ export function batchesOf(jobs: readonly QueuedJob[]): QueuedJob[][] {
   let bytes = 0
   for (const job of jobs) {
     const n = size(job)
-    if (current.length > 0 && (current.length === MAX_BATCH_MESSAGES || bytes + n > MAX_BATCH_BYTES)) {
+    if (
+      current.length > 0 &&
+      (current.length === MAX_BATCH_MESSAGES || bytes + n > MAX_BATCH_BYTES)
+    ) {
       batches.push(current)
       current = []
       bytes = 0
@@ -120,4 +128,3 @@ export async function enqueueJobs(
     return { ok: false, reason: 'refused', detail: detail.slice(0, 200) }
   }
 }
-

@@ -73,10 +73,15 @@ export function registerCallsScore(app: Hono<AppEnv>, deps: AppDeps): void {
       if (messages.length === 0) return jsonResponse(200, {})
       const queueConfig = loadQueueConfig(c.env)
       if (Array.isArray(queueConfig)) {
-        throw new ApiError('misconfigured', 'Service misconfigured', {}, {
-          level: 'error',
-          config_problems: queueConfig,
-        })
+        throw new ApiError(
+          'misconfigured',
+          'Service misconfigured',
+          {},
+          {
+            level: 'error',
+            config_problems: queueConfig,
+          },
+        )
       }
 
       const { result, attempts } = await produceWithPolicy(deps.producerFor(config), messages, {

@@ -59,8 +59,7 @@ function documentFor(env: Env): string {
 export function registerOpenApi(app: Hono<AppEnv>): void {
   app.get(
     DOCUMENT_PATH,
-    (c) =>
-      new Response(documentFor(c.env), { headers: { 'content-type': 'application/json' } }),
+    (c) => new Response(documentFor(c.env), { headers: { 'content-type': 'application/json' } }),
   )
   app.get('/docs', docsPage)
   app.all(DOCUMENT_PATH, methodNotAllowed('GET'))
