@@ -24,8 +24,13 @@ const devVars = Object.fromEntries(
     .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
 )
 
-// An external Kafka REST endpoint wins; otherwise the local sink stands in for Kafka.
-let kafkaUrl = process.env.UPSTASH_KAFKA_REST_URL ?? devVars.UPSTASH_KAFKA_REST_URL ?? ''
+// KAFKA_REST_DIALECT (environment or .dev.vars) picks the produce API; an external endpoint for
+// that dialect wins, otherwise the local sink, which speaks every dialect, stands in for Kafka.
+const setting = (name: string) => process.env[name] ?? devVars[name] ?? ''
+const dialect = setting('KAFKA_REST_DIALECT') || 'upstash'
+const urlVar = dialect === 'upstash' ? 'UPSTASH_KAFKA_REST_URL' : 'KAFKA_REST_URL'
+let kafkaUrl = setting(urlVar)
+const vars: Record<string, string> = { KAFKA_REST_DIALECT: dialect }
 let closeSink: (() => Promise<void>) | undefined
 if (kafkaUrl === '') {
   const sink = await startSink({
@@ -34,8 +39,14 @@ if (kafkaUrl === '') {
     password: devVars.UPSTASH_KAFKA_REST_PASSWORD ?? 'dev-password',
   })
   kafkaUrl = sink.url
+  // For kafka-rest-v2, the sink answers as Confluent, Redpanda or Karapace (SINK_V2_FLAVOR).
+  const flavor = process.env.SINK_V2_FLAVOR
+  vars[urlVar] = dialect === 'kafka-rest-v2' && flavor ? `${sink.url}/flavor/${flavor}` : sink.url
+  if (dialect === 'confluent-v3' && setting('KAFKA_CLUSTER_ID') === '') {
+    vars.KAFKA_CLUSTER_ID = 'local-cluster'
+  }
   closeSink = () => sink.close()
-  console.log(`local Kafka REST sink on ${sink.url}`)
+  console.log(`local Kafka REST sink on ${sink.url} (dialect ${dialect})`)
 }
 
 mkdirSync(STATE_DIR, { recursive: true })
@@ -59,8 +70,7 @@ const wrangler = spawn(
     String(WORKER_PORT),
     '--ip',
     '127.0.0.1',
-    '--var',
-    `UPSTASH_KAFKA_REST_URL:${kafkaUrl}`,
+    ...Object.entries(vars).flatMap(([name, value]) => ['--var', `${name}:${value}`]),
   ],
   { stdio: 'inherit' },
 )

@@ -10,7 +10,7 @@ import { pydanticErrors } from '../fastapi/validation.ts'
  * (Python-semantics) parse of the body that pydantic's error inputs need.
  */
 export function validateJson<T extends z.ZodType>(schema: T) {
-  const hook: Hook<z.infer<T>, AppEnv, string, 'json', {}, T> = (result, c) => {
+  const hook: Hook<z.infer<T>, AppEnv, string, 'json', object, T> = (result, c) => {
     if (!result.success) {
       throw new RequestValidationError(pydanticErrors(result.error.issues, c.get('body').exact()))
     }
