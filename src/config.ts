@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from 'hono'
 import * as z from 'zod'
 import type { AppEnv } from './env.ts'
 import { ApiError } from './errors.ts'
+import { loadQueueConfig, type QueueConfig } from './queue/config.ts'
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
 
@@ -104,6 +105,8 @@ export type Config = {
   maxScorerRefs: number
   maxBodyBytes: number
   authRealm: string
+  /** The durable fallback's settings. */
+  queue: QueueConfig
 }
 
 /** Either a usable configuration or the list of settings that are wrong, for the operator's log. */
@@ -117,8 +120,9 @@ export function loadConfig(env: Env): ConfigResult {
   if (cached) return cached
   const parsed = ConfigSchema.safeParse(env)
   const kafka = parseKafka(env)
+  const queue = loadQueueConfig(env)
   const result: ConfigResult =
-    parsed.success && kafka.success
+    parsed.success && kafka.success && !Array.isArray(queue)
       ? {
           ok: true,
           config: {
@@ -132,18 +136,18 @@ export function loadConfig(env: Env): ConfigResult {
             maxScorerRefs: parsed.data.MAX_SCORER_REFS,
             maxBodyBytes: parsed.data.MAX_BODY_BYTES,
             authRealm: parsed.data.AUTH_REALM,
+            queue,
           },
         }
       : {
           ok: false,
           // Names only: a secret's value must never reach a log line.
-          problems: [
-            ...(parsed.error?.issues ?? []),
-            ...(kafka.success ? [] : kafka.error.issues),
-          ].map(
-            // The Kafka settings are parsed under `raw`: name the binding alone.
-            (i) => `${i.path.filter((p) => p !== 'raw').join('.')}: ${i.message}`,
-          ),
+          problems: [...(parsed.error?.issues ?? []), ...(kafka.success ? [] : kafka.error.issues)]
+            .map(
+              // The Kafka settings are parsed under `raw`: name the binding alone.
+              (i) => `${i.path.filter((p) => p !== 'raw').join('.')}: ${i.message}`,
+            )
+            .concat(Array.isArray(queue) ? queue : []),
         }
   cache.set(env, result)
   return result

@@ -7,7 +7,7 @@ import {
   type ProduceResult,
   produceWithPolicy,
 } from '../kafka/producer.ts'
-import { loadQueueConfig, type QueueConfig } from './config.ts'
+import type { QueueConfig } from './config.ts'
 import type { QueuedJob } from './jobs-queue.ts'
 
 const QueuedJobSchema = z.object({
@@ -50,26 +50,22 @@ export async function consumeScoreJobs(
   producerFor: (config: Config) => JobProducer,
 ): Promise<void> {
   const base = loadConfig(env)
-  const queueConfig = loadQueueConfig(env)
-  if (!base.ok || Array.isArray(queueConfig)) {
+  if (!base.ok) {
     log({
       level: 'alarm',
       msg: 'queue_consumer_misconfigured',
       queue: batch.queue,
-      config_problems: [
-        ...(base.ok ? [] : base.problems),
-        ...(Array.isArray(queueConfig) ? queueConfig : []),
-      ],
+      config_problems: base.problems,
     })
     batch.retryAll({ delaySeconds: 60 })
     return
   }
+  const queueConfig = base.config.queue
   if (batch.queue === queueConfig.deadLetterQueueName) {
     await replayDeadLetters(batch, env)
     return
   }
 
-  const settings = queueConfig
   const counts = { acknowledged: 0, retried: 0, dead_lettered: 0 }
   const byTopic = new Map<string, { message: Message<unknown>; job: QueuedJob }[]>()
   for (const message of batch.messages) {
@@ -138,7 +134,7 @@ export async function consumeScoreJobs(
       await dlq.send(message.body, { contentType: 'json' })
     } catch (e) {
       // Never drop: if the dead-letter queue refuses, keep the job on the main queue.
-      message.retry({ delaySeconds: settings.retryMaxSeconds })
+      message.retry({ delaySeconds: queueConfig.retryMaxSeconds })
       tally.retried++
       log({
         level: 'alarm',

@@ -12,14 +12,13 @@ import { buildScoreJobs } from '../kafka/jobs.ts'
 import { produceWithPolicy } from '../kafka/producer.ts'
 import { validateJson } from '../lib/validator.ts'
 import { rateLimitPerKey } from '../middleware/rate-limit.ts'
-import { loadQueueConfig } from '../queue/config.ts'
 import { enqueueJobs } from '../queue/jobs-queue.ts'
 import { CallsScoreReq, CLIENT_REF } from '../schemas/calls-score.ts'
 
 /**
  * `POST /calls/score`: authenticate, read and validate the body like FastAPI, apply the edge's
- * checks, authorize every project involved, then answer `{}` only once Kafka acknowledged every
- * job. Other methods get FastAPI's 405.
+ * checks, authorize every project involved, then answer `{}` only once every job is durably held:
+ * acknowledged by Kafka, or accepted by the fallback queue. Other methods get FastAPI's 405.
  */
 export function registerCallsScore(app: Hono<AppEnv>, deps: AppDeps): void {
   app.post(
@@ -71,18 +70,6 @@ export function registerCallsScore(app: Hono<AppEnv>, deps: AppDeps): void {
       })
       log.messages = messages.length
       if (messages.length === 0) return jsonResponse(200, {})
-      const queueConfig = loadQueueConfig(c.env)
-      if (Array.isArray(queueConfig)) {
-        throw new ApiError(
-          'misconfigured',
-          'Service misconfigured',
-          {},
-          {
-            level: 'error',
-            config_problems: queueConfig,
-          },
-        )
-      }
 
       const { result, attempts } = await produceWithPolicy(deps.producerFor(config), messages, {
         timeoutMs: config.produceTimeoutMs,
@@ -103,7 +90,7 @@ export function registerCallsScore(app: Hono<AppEnv>, deps: AppDeps): void {
         kafka_acknowledged: messages.length - pending.length,
       }
       const queued = await enqueueJobs(c.env.SCORE_QUEUE, pending, {
-        timeoutMs: queueConfig.sendTimeoutMs,
+        timeoutMs: config.queue.sendTimeoutMs,
         projectBuckets: config.projectBuckets,
       })
       if (!queued.ok) {
