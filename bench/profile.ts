@@ -98,7 +98,9 @@ try {
     const key = `${functionName || '(anonymous)'} ${where}`.trim()
     self.set(key, (self.get(key) ?? 0) + (node.hitCount ?? 0))
   }
-  console.log(`${serverName}, ${name}: ${run.rps.toFixed(0)} req/s while profiling; ${file}\nself time:`)
+  console.log(
+    `${serverName}, ${name}: ${run.rps.toFixed(0)} req/s while profiling; ${file}\nself time:`,
+  )
   for (const [key, hits] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 25)) {
     console.log(`${((hits / total) * 100).toFixed(1).padStart(6)}%  ${key}`)
   }

@@ -14,8 +14,8 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import {
-  BODIES,
   type Bench,
+  BODIES,
   type BodyName,
   load,
   type Run,
@@ -54,7 +54,10 @@ const watchdog = setTimeout(() => {
   process.stderr.write(`bench: still running after ${budgetMs / 1000} s, stopping\n`)
   void (bench?.stop() ?? Promise.resolve()).finally(() => process.exit(1))
 }, budgetMs)
-process.once('SIGINT', () => void (bench?.stop() ?? Promise.resolve()).finally(() => process.exit(130)))
+process.once(
+  'SIGINT',
+  () => void (bench?.stop() ?? Promise.resolve()).finally(() => process.exit(130)),
+)
 
 try {
   rmSync(OUT, { recursive: true, force: true })

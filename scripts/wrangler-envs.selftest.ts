@@ -8,10 +8,27 @@ import { describe, it } from 'node:test'
 import { unstable_readConfig } from 'wrangler'
 
 const ENVIRONMENTS = ['staging', 'production']
+
+/** The part of wrangler's normalised config this checks (its own type needs a package we lack). */
+type WranglerConfig = {
+  vars: Record<string, unknown>
+  kv_namespaces: { binding: string; id?: string }[]
+  ratelimits: { name: string }[]
+  queues: {
+    producers?: { binding: string; queue: string }[]
+    consumers?: { queue: string; dead_letter_queue?: string }[]
+  }
+  analytics_engine_datasets: { binding: string }[]
+  secrets?: { required?: string[] }
+}
+
 const read = (env?: string) =>
-  unstable_readConfig({ config: 'wrangler.toml', ...(env ? { env } : {}) }, { hideWarnings: true })
+  unstable_readConfig(
+    { config: 'wrangler.toml', ...(env ? { env } : {}) },
+    { hideWarnings: true },
+  ) as unknown as WranglerConfig
 const base = read()
-const bindingsOf = (config: ReturnType<typeof read>) => ({
+const bindingsOf = (config: WranglerConfig) => ({
   kv: config.kv_namespaces.map((k) => k.binding).sort(),
   ratelimits: config.ratelimits.map((r) => r.name).sort(),
   producers: (config.queues.producers ?? []).map((p) => p.binding).sort(),

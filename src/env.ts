@@ -11,6 +11,8 @@ export type AppEnv = {
     log: RequestLog
     config: Config
     principal: ApiKeyRecord
+    /** SHA-256 of the caller's API key, computed once by authentication (never the key). */
+    keyHash: string
     body: ParsedBody
   }
 }

@@ -4,11 +4,12 @@
  * Shared by `npm start`, `npm run bench` and the self-test.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { basename, dirname, extname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { unstable_readConfig } from 'wrangler'
+import { ApiKeyRecordSchema } from '../../src/auth/key-record.ts'
 
 const require = createRequire(import.meta.url)
 const WORKERD = require.resolve('workerd/bin/workerd')
@@ -90,6 +91,8 @@ export type Bundle = { dir: string; main: string }
  * `main` or for another entry built with the same config (the benchmark's floor worker).
  */
 export function buildBundle(options: { outDir: string; config?: string; entry?: string }): Bundle {
+  // A stale module from an earlier build must not be served alongside this one.
+  rmSync(options.outDir, { recursive: true, force: true })
   const args = [WRANGLER, 'deploy', '--dry-run', '--outdir', options.outDir]
   if (options.config) args.push('--config', options.config)
   if (options.entry) args.push(options.entry)
@@ -109,12 +112,10 @@ export function buildBundle(options: { outDir: string; config?: string; entry?: 
   return { dir: resolve(options.outDir), main }
 }
 
-/** One API key record, as in the `API_KEYS` KV namespace. */
-type KeyRecord = { wb_user_id: string; projects: string[] }
-
 /**
- * Checks an `API_KEYS_FILE` before workerd embeds it: `{ "<sha256 hex>": {wb_user_id, projects} }`.
- * Returns the number of keys; throws with every problem found.
+ * Checks an `API_KEYS_FILE` before workerd embeds it: `{ "<sha256 hex>": {wb_user_id, projects} }`,
+ * each record valid for the worker's own schema. Returns the number of keys; throws with every
+ * problem found.
  */
 export function checkApiKeysFile(path: string): number {
   let parsed: unknown
@@ -129,14 +130,9 @@ export function checkApiKeysFile(path: string): number {
     if (!/^[0-9a-f]{64}$/.test(hash)) {
       problems.push(`${hash.slice(0, 16)}…: keys must be the lowercase hex SHA-256 of an API key`)
     }
-    const r = record as Partial<KeyRecord> | null
-    const ok =
-      isRecord(r) &&
-      typeof r.wb_user_id === 'string' &&
-      r.wb_user_id !== '' &&
-      Array.isArray(r.projects) &&
-      r.projects.every((p) => typeof p === 'string' && p !== '')
-    if (!ok) problems.push(`${hash.slice(0, 16)}…: expected {"wb_user_id": "…", "projects": […]}`)
+    if (!ApiKeyRecordSchema.safeParse(record).success) {
+      problems.push(`${hash.slice(0, 16)}…: expected {"wb_user_id": "…", "projects": ["…", …]}`)
+    }
   }
   if (problems.length > 0) throw new Error(`API_KEYS_FILE ${path}:\n  ${problems.join('\n  ')}`)
   return Object.keys(parsed).length
@@ -179,8 +175,10 @@ export function renderConfig(options: ServeOptions): string {
   const { settings } = options
   const bindings: string[] = []
   for (const [name, value] of Object.entries(settings.vars)) {
-    if (env[name] !== undefined) bindings.push(`(name = ${text(name)}, fromEnvironment = ${text(name)})`)
-    else if (typeof value === 'string') bindings.push(`(name = ${text(name)}, text = ${text(value)})`)
+    if (env[name] !== undefined)
+      bindings.push(`(name = ${text(name)}, fromEnvironment = ${text(name)})`)
+    else if (typeof value === 'string')
+      bindings.push(`(name = ${text(name)}, text = ${text(value)})`)
     else bindings.push(`(name = ${text(name)}, json = ${text(JSON.stringify(value))})`)
   }
   for (const name of settings.secrets) {

@@ -23,6 +23,7 @@ export const apiKeyAuth: MiddlewareHandler<AppEnv> = (c, next) =>
         return false
       }
       ctx.set('principal', found.record)
+      ctx.set('keyHash', found.keyHash)
       ctx.get('log').wb_user_id = found.record.wb_user_id
       return true
     },

@@ -24,8 +24,11 @@ const DECOY = '{"wb_user_id":"decoy","projects":["decoy/decoy"]}'
 export async function lookupApiKey(
   keys: KVNamespace,
   apiKey: string,
-): Promise<{ found: true; record: ApiKeyRecord } | { found: false; corrupt: boolean }> {
-  const stored = await keys.get(await hashApiKey(apiKey))
+): Promise<
+  { found: true; record: ApiKeyRecord; keyHash: string } | { found: false; corrupt: boolean }
+> {
+  const keyHash = await hashApiKey(apiKey)
+  const stored = await keys.get(keyHash)
   let parsed: unknown
   try {
     parsed = JSON.parse(stored ?? DECOY)
@@ -34,7 +37,9 @@ export async function lookupApiKey(
   }
   const result = ApiKeyRecordSchema.safeParse(parsed)
   if (stored === null) return { found: false, corrupt: false }
-  return result.success ? { found: true, record: result.data } : { found: false, corrupt: true }
+  return result.success
+    ? { found: true, record: result.data, keyHash }
+    : { found: false, corrupt: true }
 }
 
 /**

@@ -1,6 +1,4 @@
 import type { MiddlewareHandler } from 'hono'
-import { auth } from 'hono/utils/basic-auth'
-import { hashApiKey } from '../auth/keys.ts'
 import type { AppEnv } from '../env.ts'
 import { ApiError } from '../errors.ts'
 
@@ -29,12 +27,12 @@ export const rateLimitPerKey: MiddlewareHandler<AppEnv> = async (c, next) => {
       },
     )
   }
-  // Basic auth has accepted these credentials already; this reads the same header the same way.
-  const password = auth(c.req.raw)?.password
-  if (password === undefined) return next()
+  // Basic auth has accepted the key already and hashed it once; the limit counts that hash.
+  const keyHash: string | undefined = c.get('keyHash')
+  if (keyHash === undefined) return next()
   let allowed: boolean
   try {
-    allowed = (await limiter.limit({ key: await hashApiKey(password) })).success
+    allowed = (await limiter.limit({ key: keyHash })).success
   } catch (err) {
     c.get('log').rate_limit_error = err instanceof Error ? err.message : String(err)
     return next()

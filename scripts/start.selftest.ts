@@ -1,0 +1,183 @@
+/**
+ * Self-hosted mode end to end (`node --test scripts/start.selftest.ts`): `npm start`'s script
+ * builds the production bundle and serves it under workerd with an API_KEYS_FILE, against the
+ * real local sink; what lands on the sink is checked byte for byte.
+ */
+import assert from 'node:assert/strict'
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { type RunningSink, startSink } from '../dev/sink/sink.ts'
+
+const TOPIC = 'selftest.score_calls'
+const apiKey = randomBytes(24).toString('hex')
+const basic = (key: string) => `Basic ${Buffer.from(`api:${key}`).toString('base64')}`
+const dir = mkdtempSync(join(tmpdir(), 'selfhosted-selftest-'))
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0))
+    })
+  })
+}
+
+/** Runs scripts/start.ts; resolves with its output once it exits. */
+function start(env: Record<string, string>): { child: ChildProcess; output: () => string } {
+  let output = ''
+  const child = spawn(process.execPath, ['scripts/start.ts'], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  child.stdout?.on('data', (c: Buffer) => {
+    output += c.toString()
+  })
+  child.stderr?.on('data', (c: Buffer) => {
+    output += c.toString()
+  })
+  return { child, output: () => output }
+}
+
+const exited = (child: ChildProcess): Promise<number | null> =>
+  new Promise((resolve) => {
+    if (child.exitCode !== null) resolve(child.exitCode)
+    else child.once('exit', (code) => resolve(code))
+  })
+
+describe('npm start (self-hosted mode)', () => {
+  let sink: RunningSink
+  let server: ReturnType<typeof start>
+  let url = ''
+  const password = `sink-${randomBytes(8).toString('hex')}`
+
+  before(async () => {
+    sink = await startSink({ port: 0, username: 'selftest', password })
+    const keysFile = join(dir, 'api-keys.json')
+    const hash = createHash('sha256').update(apiKey).digest('hex')
+    writeFileSync(
+      keysFile,
+      JSON.stringify({ [hash]: { wb_user_id: 'VXNlcjox', projects: ['acme/*'] } }),
+    )
+    const port = await freePort()
+    url = `http://127.0.0.1:${port}`
+    server = start({
+      PORT: String(port),
+      API_KEYS_FILE: keysFile,
+      SELFHOSTED_STATE_DIR: join(dir, 'state'),
+      KAFKA_TOPIC: TOPIC,
+      UPSTASH_KAFKA_REST_URL: sink.url,
+      UPSTASH_KAFKA_REST_USERNAME: 'selftest',
+      UPSTASH_KAFKA_REST_PASSWORD: password,
+      KAFKA_PRODUCE_TIMEOUT_MS: '1000',
+    })
+    const deadline = Date.now() + 60_000
+    while (!server.output().includes(`on ${url}`)) {
+      if (server.child.exitCode !== null) assert.fail(`npm start exited:\n${server.output()}`)
+      if (Date.now() > deadline) assert.fail(`npm start did not come up:\n${server.output()}`)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  })
+
+  after(async () => {
+    server?.child.kill('SIGTERM')
+    if (server) await exited(server.child)
+    await sink?.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  const score = (key: string, body: unknown) =>
+    fetch(`${url}/calls/score`, {
+      method: 'POST',
+      headers: { authorization: basic(key), 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    })
+
+  it('accepts a request from API_KEYS_FILE and its job lands on Kafka byte for byte', async () => {
+    const answer = await score(apiKey, {
+      project_id: 'acme/bot',
+      call_ids: ['c1', 'c2', 'c1'],
+      scorer_refs: ['weave:///acme/bot/object/Toxicity:9f2c'],
+      wb_user_id: 'ignored',
+    })
+    assert.equal(answer.status, 200)
+    assert.equal(await answer.text(), '{}')
+    const [message, ...rest] = sink.messages(TOPIC)
+    assert.equal(rest.length, 0)
+    assert.equal(message?.key, 'acme/bot')
+    assert.equal(
+      message?.value,
+      '{"project_id":"acme/bot","call_ids":["c1","c2"],"scorer_refs":["weave:///acme/bot/object/Toxicity:9f2c"],"wb_user_id":"VXNlcjox"}',
+    )
+  })
+
+  it('refuses a key that is not in the file, and a project the key does not grant', async () => {
+    const unknown = await score('not-a-key', {
+      project_id: 'acme/bot',
+      call_ids: [],
+      scorer_refs: [],
+    })
+    assert.equal(unknown.status, 401)
+    assert.match(unknown.headers.get('www-authenticate') ?? '', /^Basic realm="weave"/)
+    const foreign = await score(apiKey, {
+      project_id: 'other/bot',
+      call_ids: ['c'],
+      scorer_refs: [],
+    })
+    assert.equal(foreign.status, 403)
+  })
+
+  it('without the fallback queue, a Kafka failure is a 503 with Retry-After', async () => {
+    sink.setFault({ kind: 'status', status: 500, times: 2 })
+    const answer = await score(apiKey, {
+      project_id: 'acme/bot',
+      call_ids: ['c3'],
+      scorer_refs: [],
+    })
+    assert.equal(answer.status, 503)
+    assert.equal(answer.headers.get('retry-after'), '5')
+    sink.setFault(null)
+  })
+
+  it('serves on loopback only and keeps secrets out of the generated config', () => {
+    const config = readFileSync(join(dir, 'state', 'config.capnp'), 'utf8')
+    assert.match(config, new RegExp(`address = "127\\.0\\.0\\.1:${new URL(url).port}"`))
+    assert.ok(!config.includes(password), 'the Kafka password is read from the environment')
+    assert.match(config, /fromEnvironment = "UPSTASH_KAFKA_REST_PASSWORD"/)
+  })
+
+  it('stops workerd when stopped', async () => {
+    server.child.kill('SIGTERM')
+    assert.equal(await exited(server.child), 0)
+    await assert.rejects(fetch(`${url}/health`))
+  })
+})
+
+describe('npm start refuses a bad API_KEYS_FILE', () => {
+  const badDir = mkdtempSync(join(tmpdir(), 'selfhosted-selftest-'))
+  after(() => rmSync(badDir, { recursive: true, force: true }))
+
+  it('names the problem and exits 2 before building anything', async () => {
+    const keysFile = join(badDir, 'bad-keys.json')
+    writeFileSync(
+      keysFile,
+      JSON.stringify({ 'not-a-hash': { wb_user_id: '', projects: 'acme/*' } }),
+    )
+    const run = start({ API_KEYS_FILE: keysFile })
+    assert.equal(await exited(run.child), 2)
+    assert.match(run.output(), /lowercase hex SHA-256/)
+    assert.match(run.output(), /expected \{"wb_user_id"/)
+  })
+
+  it('exits 2 when API_KEYS_FILE is not set', async () => {
+    const run = start({})
+    assert.equal(await exited(run.child), 2)
+    assert.match(run.output(), /API_KEYS_FILE is not set/)
+  })
+})
