@@ -1,4 +1,5 @@
 import { Kafka, UpstashError } from '@upstash/kafka'
+import { TIMED_OUT, withTimeout } from '../lib/timeout.ts'
 import type { Deadline, JobProducer, KafkaMessage, ProduceResult } from './producer.ts'
 
 /** Connection settings for an endpoint that speaks Upstash's Kafka REST dialect. */
@@ -35,8 +36,6 @@ const isMetadata = (v: unknown): v is Metadata =>
   typeof (v as Metadata).partition === 'number' &&
   typeof (v as Metadata).offset === 'number'
 
-const TIMED_OUT = Symbol('timeout')
-
 /**
  * The Upstash-dialect adapter (`POST /produce` with a JSON array, answered by an array of
  * `{topic, partition, offset, timestamp}` in request order), through `@upstash/kafka`.
@@ -51,24 +50,20 @@ export class UpstashProducer implements JobProducer {
 
   async produce(messages: readonly KafkaMessage[], deadline: Deadline): Promise<ProduceResult> {
     const none = messages.map(() => false)
-    const signal = AbortSignal.timeout(Math.max(0, deadline.at - Date.now()))
-    const expired = new Promise<typeof TIMED_OUT>((resolve) => {
-      signal.addEventListener('abort', () => resolve(TIMED_OUT), { once: true })
-    })
     try {
       // The library's fetch takes no AbortSignal: on timeout the request is abandoned, and the
       // runtime cancels it when the invocation ends. It may still have landed (at least once).
-      const producing = this.#producer.produceMany(
-        messages.map((m) => ({
-          topic: m.topic,
-          key: m.key,
-          value: m.value,
-          ...(m.headers ? { headers: [...m.headers] } : {}),
-        })),
+      const answer = await withTimeout(
+        this.#producer.produceMany(
+          messages.map((m) => ({
+            topic: m.topic,
+            key: m.key,
+            value: m.value,
+            ...(m.headers ? { headers: [...m.headers] } : {}),
+          })),
+        ),
+        deadline.at - Date.now(),
       )
-      // An abandoned attempt may still fail later; that is no longer anyone's business.
-      producing.catch(() => {})
-      const answer = await Promise.race([producing, expired])
       if (answer === TIMED_OUT) {
         return {
           ok: false,

@@ -1,5 +1,6 @@
 import { JOB_ID_HEADER, messageKey } from '../kafka/jobs.ts'
 import type { KafkaMessage } from '../kafka/producer.ts'
+import { TIMED_OUT, withTimeout } from '../lib/timeout.ts'
 
 /**
  * A job on the fallback queue: the Kafka record exactly as it would have been produced, so the
@@ -90,8 +91,6 @@ export type EnqueueResult =
   | { ok: true; queued: number }
   | { ok: false; reason: 'no_queue' | 'too_large' | 'refused' | 'timeout'; detail: string }
 
-const TIMED_OUT = Symbol('timeout')
-
 /**
  * Hands jobs to the fallback queue within `timeoutMs`. Success means the queue accepted every
  * one of them (durably stored); anything else means the client must not get `{}`.
@@ -108,19 +107,15 @@ export async function enqueueJobs(
     if (!fitted) return { ok: false, reason: 'too_large', detail: 'a job exceeds the queue limit' }
     jobs.push(...fitted)
   }
-  const signal = AbortSignal.timeout(options.timeoutMs)
-  const expired = new Promise<typeof TIMED_OUT>((resolve) =>
-    signal.addEventListener('abort', () => resolve(TIMED_OUT), { once: true }),
-  )
   try {
-    const sent = await Promise.race([
+    const sent = await withTimeout(
       Promise.all(
         batchesOf(jobs).map((batch) =>
           queue.sendBatch(batch.map((body) => ({ body, contentType: 'json' as const }))),
         ),
       ),
-      expired,
-    ])
+      options.timeoutMs,
+    )
     if (sent === TIMED_OUT) return { ok: false, reason: 'timeout', detail: 'queue did not answer' }
     return { ok: true, queued: jobs.length }
   } catch (e) {
