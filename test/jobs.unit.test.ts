@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { crc32 } from '../src/kafka/crc32.ts'
-import { buildScoreJobs, messageKey } from '../src/kafka/jobs.ts'
+import { buildScoreJobs, messageKey, unique } from '../src/kafka/jobs.ts'
 
 const utf8 = (s: string) => new TextEncoder().encode(s)
 
@@ -47,5 +47,25 @@ describe('buildScoreJobs', () => {
   it('keys by bucket when N > 1 and by project otherwise', () => {
     expect(messageKey('p/q', 'hello', 1)).toBe('p/q')
     expect(messageKey('p/q', 'hello', 7)).toBe(`p/q:${907_060_870 % 7}`)
+  })
+})
+
+describe('unique', () => {
+  it('keeps first occurrences in order and returns the list itself when nothing repeats', () => {
+    const ids = ['a', 'b', 'c']
+    expect(unique(ids)).toBe(ids)
+    expect(unique(['b', 'a', 'b', 'c', 'a', 'a'])).toEqual(['b', 'a', 'c'])
+    expect(unique([])).toEqual([])
+    expect(unique(['', ''])).toEqual([''])
+  })
+
+  it('agrees with a Set on large random lists with many repeats and hash collisions', () => {
+    for (const n of [2, 3, 100, 5000]) {
+      const list = Array.from(
+        { length: n },
+        (_, i) => `id-${(i * 7919) % Math.ceil(n / 3)}-${'é😀'.repeat(i % 3)}`,
+      )
+      expect(unique(list)).toEqual([...new Set(list)])
+    }
   })
 })

@@ -44,10 +44,37 @@ export function buildScoreJobs(
   return messages
 }
 
-/** First occurrences in order; the list itself when nothing repeats (the usual case). */
-function unique(list: readonly string[]): readonly string[] {
-  const seen = new Set(list)
-  return seen.size === list.length ? list : [...seen]
+/**
+ * First occurrences in order; the list itself when nothing repeats (the usual case). An
+ * open-addressing table over FNV-1a hashes: a `Set` of 10,000 strings fresh from JSON.parse was
+ * the largest cost of a maximal request (about 3 ms in V8, against 0.5 ms for this).
+ */
+export function unique(list: readonly string[]): readonly string[] {
+  if (list.length < 2) return list
+  const size = 2 ** Math.ceil(Math.log2(list.length * 2))
+  const mask = size - 1
+  const table = new Int32Array(size).fill(-1)
+  let firsts: string[] | undefined
+  for (let i = 0; i < list.length; i++) {
+    const id = list[i] as string
+    let hash = 0x811c9dc5
+    for (let j = 0; j < id.length; j++) hash = Math.imul(hash ^ id.charCodeAt(j), 0x01000193)
+    let slot = hash & mask
+    let seen = false
+    for (let t = table[slot] as number; t !== -1; t = table[slot] as number) {
+      if (list[t] === id) {
+        seen = true
+        break
+      }
+      slot = (slot + 1) & mask
+    }
+    if (seen) firsts ??= list.slice(0, i)
+    else {
+      table[slot] = i
+      firsts?.push(id)
+    }
+  }
+  return firsts ?? list
 }
 
 /** `project_id`, or `project_id:<crc32(first call id) mod N>` when N > 1 buckets spread a project. */
