@@ -2,10 +2,11 @@ import { describe, expect, it } from 'vitest'
 import {
   answer,
   call,
-  captureLogs,
   createKey,
   delivered,
   jobIdOf,
+  KAFKA_UNAVAILABLE,
+  scoreOnFreshTopic,
   sinkFault,
   uniqueTopic,
   validBody,
@@ -15,41 +16,22 @@ import {
 // durable queue (Miniflare's, consumed by this same worker), the client gets {} once the queue
 // holds them, and every job reaches the sink once the fault has ended.
 
-const UNAVAILABLE = {
-  status: 503,
-  body: { detail: 'Kafka is unavailable: the scoring jobs were not accepted. Retry later.' },
-}
+const UNAVAILABLE = KAFKA_UNAVAILABLE
 const CALL_IDS = Array.from({ length: 250 }, (_, i) => `c${i}`)
 
-type Scenario = {
+/** One request (250 call ids, 3 messages) with a fault, a 1 s budget and one direct retry. */
+const score = ({
+  fault,
+  vars = {},
+}: {
   fault?: Record<string, unknown>
   vars?: Record<string, unknown>
-}
-
-/** One request (250 call ids, 3 messages) against its own topic with a fault, timed and logged. */
-async function score({ fault, vars = {} }: Scenario) {
-  const topic = uniqueTopic('fault')
-  if (fault) await sinkFault(topic, fault)
-  const key = await createKey()
-  let res: Response | undefined
-  const started = Date.now()
-  const logs = await captureLogs(async () => {
-    res = await call({
-      key,
-      body: validBody({ call_ids: CALL_IDS }),
-      vars: {
-        KAFKA_TOPIC: topic,
-        KAFKA_PRODUCE_TIMEOUT_MS: '1000',
-        KAFKA_PRODUCE_RETRIES: '1',
-        ...vars,
-      },
-    })
+}) =>
+  scoreOnFreshTopic({
+    fault,
+    callIds: CALL_IDS,
+    vars: { KAFKA_PRODUCE_TIMEOUT_MS: '1000', KAFKA_PRODUCE_RETRIES: '1', ...vars },
   })
-  const elapsed = Date.now() - started
-  if (!res) throw new Error('no response')
-  const line = logs.find((l) => l.msg === 'request') ?? {}
-  return { res, topic, elapsed, line }
-}
 
 /** Every chunk of the request landed exactly once, each with its own job id. */
 async function expectAllDeliveredOnce(topic: string) {

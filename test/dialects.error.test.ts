@@ -6,7 +6,8 @@ import {
   createKey,
   DIALECT_TARGETS,
   type DialectTarget,
-  sinkFault,
+  KAFKA_UNAVAILABLE,
+  scoreOnFreshTopic,
   sinkMessages,
   sinkProduceCount,
   uniqueTopic,
@@ -17,10 +18,7 @@ import {
 // The durable queue is unbound here (self-hosted mode), so the direct produce's verdict is the
 // answer: {} or 503, and the log line says why.
 
-const UNAVAILABLE = {
-  status: 503,
-  body: { detail: 'Kafka is unavailable: the scoring jobs were not accepted. Retry later.' },
-}
+const UNAVAILABLE = KAFKA_UNAVAILABLE
 /** 150 call ids: two messages, chunks starting at c0 and c100. */
 const CALL_IDS = Array.from({ length: 150 }, (_, i) => `c${i}`)
 const REST_TARGETS = DIALECT_TARGETS.filter((t) => t.dialect !== 'upstash')
@@ -36,32 +34,19 @@ type Scenario = {
   callIds?: string[]
 }
 
-/** One request against its own topic, timed, with its log line. */
-async function score(target: DialectTarget, { fault, vars = {}, callIds = CALL_IDS }: Scenario) {
-  const topic = uniqueTopic('dialect-fault')
-  if (fault) await sinkFault(topic, fault)
-  const key = await createKey()
-  let res: Response | undefined
-  const started = Date.now()
-  const logs = await captureLogs(async () => {
-    res = await call({
-      key,
-      body: validBody({ call_ids: callIds }),
-      vars: {
-        KAFKA_TOPIC: topic,
-        KAFKA_PRODUCE_TIMEOUT_MS: '1000',
-        KAFKA_PRODUCE_RETRIES: '1',
-        SCORE_QUEUE: undefined,
-        ...target.vars,
-        ...vars,
-      },
-    })
+/** One request through a dialect, with the queue unbound so the direct verdict is the answer. */
+const score = (target: DialectTarget, { fault, vars = {}, callIds = CALL_IDS }: Scenario) =>
+  scoreOnFreshTopic({
+    fault,
+    callIds,
+    vars: {
+      KAFKA_PRODUCE_TIMEOUT_MS: '1000',
+      KAFKA_PRODUCE_RETRIES: '1',
+      SCORE_QUEUE: undefined,
+      ...target.vars,
+      ...vars,
+    },
   })
-  const elapsed = Date.now() - started
-  if (!res) throw new Error('no response')
-  const line = logs.find((l) => l.msg === 'request') ?? {}
-  return { res, topic, elapsed, line }
-}
 
 /** First call id of each message that landed, in arrival order. */
 const firstIds = async (topic: string) =>

@@ -200,3 +200,40 @@ export const DIALECT_TARGETS: readonly DialectTarget[] = [
     }),
   ),
 ]
+
+/** The 503 a client gets when neither Kafka nor the fallback queue took its jobs. */
+export const KAFKA_UNAVAILABLE = {
+  status: 503,
+  body: { detail: 'Kafka is unavailable: the scoring jobs were not accepted. Retry later.' },
+}
+
+/**
+ * One request on a topic of its own (with a sink fault limited to it, if given), timed, with
+ * the request's JSON log line.
+ */
+export async function scoreOnFreshTopic({
+  fault,
+  callIds,
+  vars = {},
+}: {
+  fault?: Record<string, unknown> | undefined
+  callIds: string[]
+  vars?: Record<string, unknown>
+}) {
+  const topic = uniqueTopic('fault')
+  if (fault) await sinkFault(topic, fault)
+  const key = await createKey()
+  let res: Response | undefined
+  const started = Date.now()
+  const logs = await captureLogs(async () => {
+    res = await call({
+      key,
+      body: validBody({ call_ids: callIds }),
+      vars: { KAFKA_TOPIC: topic, ...vars },
+    })
+  })
+  const elapsed = Date.now() - started
+  if (!res) throw new Error('no response')
+  const line = logs.find((l) => l.msg === 'request') ?? {}
+  return { res, topic, elapsed, line }
+}
