@@ -12,7 +12,14 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { ApiKeyRecordSchema } from '../src/auth/key-record.ts'
-import { hashKey, type KvTarget, listKeyRecords, putKeyRecord, wrangler } from './lib/keys.ts'
+import {
+  hashKey,
+  type KvTarget,
+  listKeyRecords,
+  newApiKey,
+  putKeyRecord,
+  wrangler,
+} from './lib/keys.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const CLI = fileURLToPath(new URL('./keys.ts', import.meta.url))
@@ -87,9 +94,14 @@ after(() => {
 })
 
 describe('npm run keys', () => {
+  it('never makes a key that a command line would read as an option', () => {
+    // One draw in 32 used to start with '-' or '_': 500 draws would show it almost surely.
+    for (let i = 0; i < 500; i++) assert.match(newApiKey(), /^[A-Za-z0-9][A-Za-z0-9_-]{42}$/)
+  })
+
   it('create: a strong key printed once, only its SHA-256 record stored', () => {
     const { key, hash, stderr } = create('VXNlcjoxMjM0', 'acme/support-bot', 'acme2/*')
-    assert.match(key, /^[A-Za-z0-9_-]{43}$/, '32 random bytes, URL-safe base64')
+    assert.match(key, /^[A-Za-z0-9][A-Za-z0-9_-]{42}$/, '32 random bytes, URL-safe base64')
     assert.match(stderr, new RegExp(`stored as ${hash.slice(0, 12)}`))
     const text = stored(hash)
     assert.ok(text, 'the record is in local KV under the hash')

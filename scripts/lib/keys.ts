@@ -18,8 +18,18 @@ const METADATA_LIMIT = 1024
 /** Lowercase hex SHA-256 of an API key: the KV key under which its record is stored. */
 export const hashKey = (apiKey: string): string => createHash('sha256').update(apiKey).digest('hex')
 
-/** A new API key: 32 random bytes, URL-safe base64 (43 characters, usable as a Basic password). */
-export const newApiKey = (): string => randomBytes(32).toString('base64url')
+/**
+ * A new API key: 32 random bytes, URL-safe base64 (43 characters, usable as a Basic password),
+ * never starting with '-' or '_'.
+ */
+export function newApiKey(): string {
+  // A key that starts with '-' reads as an option to every command line it is pasted into
+  // (`npm run keys -- revoke -xyz…`): draw again (1 draw in 32 on average; 32 bytes either way).
+  for (;;) {
+    const key = randomBytes(32).toString('base64url')
+    if (/^[A-Za-z0-9]/.test(key)) return key
+  }
+}
 
 /** A grant as the worker matches it: `entity/project` or `entity/*`. */
 const GRANT = /^[^\s/*]+\/(?:\*|[^\s/*]+)$/
