@@ -3,7 +3,6 @@ import { type Config, loadConfig } from '../config.ts'
 import { JOB_ID_HEADER } from '../kafka/jobs.ts'
 import {
   type JobProducer,
-  type KafkaMessage,
   type ProduceResult,
   produceWithPolicy,
 } from '../kafka/producer.ts'
@@ -67,35 +66,27 @@ export async function consumeScoreJobs(
   }
 
   const counts = { acknowledged: 0, retried: 0, dead_lettered: 0 }
-  const byTopic = new Map<string, { message: Message<unknown>; job: QueuedJob }[]>()
+  const valid: { message: Message<unknown>; job: QueuedJob }[] = []
   for (const message of batch.messages) {
     const parsed = QueuedJobSchema.safeParse(message.body)
-    if (!parsed.success) {
-      await deadLetter(env, message, undefined, 'malformed queue message', counts)
-      continue
-    }
-    const group = byTopic.get(parsed.data.topic) ?? []
-    group.push({ message, job: parsed.data })
-    byTopic.set(parsed.data.topic, group)
+    if (parsed.success) valid.push({ message, job: parsed.data })
+    else await deadLetter(env, message, undefined, 'malformed queue message', counts)
   }
 
-  let lastFailure: Failure | undefined
-  const producer = producerFor(base.config)
-  for (const group of byTopic.values()) {
-    const messages: KafkaMessage[] = group.map(({ job }) => job)
-    const { result } = await produceWithPolicy(producer, messages, {
-      timeoutMs: queueConfig.produceTimeoutMs,
-      retries: 0,
-      backoffMs: 0,
-    })
-    for (const [i, { message, job }] of group.entries()) {
+  // One produce call for the whole batch: the adapters split it by topic where their API must.
+  let failure: Failure | undefined
+  if (valid.length > 0) {
+    const { result } = await produceWithPolicy(
+      producerFor(base.config),
+      valid.map(({ job }) => job),
+      { timeoutMs: queueConfig.produceTimeoutMs, retries: 0, backoffMs: 0 },
+    )
+    if (!result.ok) failure = result
+    for (const [i, { message, job }] of valid.entries()) {
       if (result.ok || result.acknowledged[i]) {
         message.ack()
         counts.acknowledged++
-        continue
-      }
-      lastFailure = result
-      if (message.attempts >= queueConfig.maxAttempts) {
+      } else if (message.attempts >= queueConfig.maxAttempts) {
         await deadLetter(env, message, job, `${result.reason}: ${result.detail}`, counts)
       } else {
         message.retry({
@@ -107,16 +98,16 @@ export async function consumeScoreJobs(
   }
 
   log({
-    level: lastFailure?.reason === 'unauthorized' ? 'alarm' : lastFailure ? 'warn' : 'info',
+    level: failure?.reason === 'unauthorized' ? 'alarm' : failure ? 'warn' : 'info',
     msg: 'queue_batch',
     queue: batch.queue,
     messages: batch.messages.length,
     ...counts,
-    ...(lastFailure
+    ...(failure
       ? {
-          kafka_reason: lastFailure.reason,
-          kafka_status: lastFailure.status,
-          kafka_detail: lastFailure.detail,
+          kafka_reason: failure.reason,
+          kafka_status: failure.status,
+          kafka_detail: failure.detail,
         }
       : {}),
   })
