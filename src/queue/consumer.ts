@@ -1,11 +1,7 @@
 import * as z from 'zod'
 import { type Config, loadConfig } from '../config.ts'
 import { JOB_ID_HEADER } from '../kafka/jobs.ts'
-import {
-  type JobProducer,
-  type ProduceResult,
-  produceWithPolicy,
-} from '../kafka/producer.ts'
+import { type JobProducer, type ProduceResult, produceWithPolicy } from '../kafka/producer.ts'
 import type { QueueConfig } from './config.ts'
 import type { QueuedJob } from './jobs-queue.ts'
 
