@@ -17,6 +17,7 @@ const ConfigSchema = z.object({
   MAX_SCORER_REFS: int(0, 100_000),
   MAX_BODY_BYTES: int(1, 100 * 1024 * 1024),
   AUTH_REALM: z.string().min(1),
+  RATE_LIMIT_RETRY_AFTER_SECONDS: int(1, 99_999),
 })
 
 /** The Kafka REST dialects the worker produces in (README, "Kafka REST dialects"). */
@@ -105,6 +106,8 @@ export type Config = {
   maxScorerRefs: number
   maxBodyBytes: number
   authRealm: string
+  /** `Retry-After` of a 429; the rate-limit binding does not expose its period. */
+  rateLimitRetryAfterSeconds: number
   /** The durable fallback's settings. */
   queue: QueueConfig
 }
@@ -136,6 +139,7 @@ export function loadConfig(env: Env): ConfigResult {
             maxScorerRefs: parsed.data.MAX_SCORER_REFS,
             maxBodyBytes: parsed.data.MAX_BODY_BYTES,
             authRealm: parsed.data.AUTH_REALM,
+            rateLimitRetryAfterSeconds: parsed.data.RATE_LIMIT_RETRY_AFTER_SECONDS,
             queue,
           },
         }

@@ -1,6 +1,13 @@
 import { Kafka, UpstashError } from '@upstash/kafka'
 import { TIMED_OUT, withTimeout } from '../lib/timeout.ts'
-import type { Deadline, JobProducer, KafkaMessage, ProduceResult } from './producer.ts'
+import type {
+  Deadline,
+  JobProducer,
+  KafkaMessage,
+  ProduceFailureReason,
+  ProduceResult,
+} from './producer.ts'
+import { failAll, statusReason } from './rest.ts'
 
 /** Connection settings for an endpoint that speaks Upstash's Kafka REST dialect. */
 export type UpstashConfig = { url: string; username: string; password: string }
@@ -49,7 +56,6 @@ export class UpstashProducer implements JobProducer {
   }
 
   async produce(messages: readonly KafkaMessage[], deadline: Deadline): Promise<ProduceResult> {
-    const none = messages.map(() => false)
     try {
       // The library's fetch takes no AbortSignal: on timeout the request is abandoned, and the
       // runtime cancels it when the invocation ends. It may still have landed (at least once).
@@ -65,12 +71,7 @@ export class UpstashProducer implements JobProducer {
         deadline.at - Date.now(),
       )
       if (answer === TIMED_OUT) {
-        return {
-          ok: false,
-          reason: 'timeout',
-          detail: 'no answer before the deadline',
-          acknowledged: none,
-        }
+        return failAll(messages.length, 'timeout', 'no answer before the deadline')
       }
       // Slots are positional; an answer of another length cannot say which message is missing, so
       // none counts as acknowledged (a retry may then duplicate: at least once, never lost).
@@ -84,30 +85,36 @@ export class UpstashProducer implements JobProducer {
         acknowledged,
       }
     } catch (e) {
-      return { ...classify(e), acknowledged: none }
+      const { reason, detail, status } = classify(e)
+      return {
+        ...failAll(messages.length, reason, detail),
+        ...(status === undefined ? {} : { status }),
+      }
     }
   }
 }
 
-function classify(e: unknown): Omit<Extract<ProduceResult, { ok: false }>, 'acknowledged'> {
+function classify(e: unknown): {
+  reason: ProduceFailureReason
+  detail: string
+  status?: number
+} {
   if (e instanceof UpstashError) {
     // The library takes the status from the error body's `status` field, not from HTTP.
     const status: unknown = e.status
     if (typeof status !== 'number') {
-      return { ok: false, reason: 'invalid_response', detail: 'error answer without a status' }
+      return { reason: 'invalid_response', detail: 'error answer without a status' }
     }
-    const reason =
-      status === 401 || status === 403
-        ? 'unauthorized'
-        : status === 429 || status >= 500
-          ? 'unavailable'
-          : 'rejected'
-    return { ok: false, reason, status, detail: `HTTP ${status}: ${String(e.error).slice(0, 200)}` }
+    return {
+      reason: statusReason(status),
+      status,
+      detail: `HTTP ${status}: ${String(e.error).slice(0, 200)}`,
+    }
   }
   if (e instanceof SyntaxError) {
     // The library parses every answer as JSON before looking at the status: an HTML error page.
-    return { ok: false, reason: 'invalid_response', detail: 'answer was not JSON' }
+    return { reason: 'invalid_response', detail: 'answer was not JSON' }
   }
   const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e)
-  return { ok: false, reason: 'unreachable', detail: message.slice(0, 200) }
+  return { reason: 'unreachable', detail: message.slice(0, 200) }
 }

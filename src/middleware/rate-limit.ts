@@ -2,8 +2,6 @@ import type { MiddlewareHandler } from 'hono'
 import type { AppEnv } from '../env.ts'
 import { ApiError } from '../errors.ts'
 
-const SECONDS = /^[1-9]\d{0,4}$/
-
 /**
  * Per-key rate limiting with the Workers Rate Limiting binding `RATE_LIMITER` (limit and period
  * in `wrangler.toml`, `[[ratelimits]]`). Mounted after authentication, so only a known key is
@@ -15,18 +13,6 @@ const SECONDS = /^[1-9]\d{0,4}$/
 export const rateLimitPerKey: MiddlewareHandler<AppEnv> = async (c, next) => {
   const limiter: RateLimit | undefined = c.env.RATE_LIMITER
   if (limiter === undefined) return next()
-  const retryAfter = c.env.RATE_LIMIT_RETRY_AFTER_SECONDS ?? ''
-  if (!SECONDS.test(retryAfter)) {
-    throw new ApiError(
-      'misconfigured',
-      'Service misconfigured',
-      {},
-      {
-        level: 'error',
-        config_problems: ['RATE_LIMIT_RETRY_AFTER_SECONDS: expected whole seconds, 1 to 99999'],
-      },
-    )
-  }
   // Basic auth has accepted the key already and hashed it once; the limit counts that hash.
   const keyHash: string | undefined = c.get('keyHash')
   if (keyHash === undefined) return next()
@@ -39,7 +25,7 @@ export const rateLimitPerKey: MiddlewareHandler<AppEnv> = async (c, next) => {
   }
   if (!allowed) {
     throw new ApiError('rate_limited', 'Rate limit exceeded for this API key. Retry later.', {
-      'Retry-After': retryAfter,
+      'Retry-After': String(c.get('config').rateLimitRetryAfterSeconds),
     })
   }
   await next()

@@ -5,7 +5,7 @@ import { apiKeyAuth } from '../auth/basic-auth.ts'
 import { grantsProject } from '../auth/keys.ts'
 import { requireConfig } from '../config.ts'
 import type { AppEnv } from '../env.ts'
-import { ApiError, jsonResponse, RequestValidationError } from '../errors.ts'
+import { ApiError, jsonResponse, methodNotAllowed, RequestValidationError } from '../errors.ts'
 import { fastapiJsonBody } from '../fastapi/body.ts'
 import { edgeErrors } from '../fastapi/validation.ts'
 import { buildScoreJobs } from '../kafka/jobs.ts'
@@ -105,7 +105,5 @@ export function registerCallsScore(app: Hono<AppEnv>, deps: AppDeps): void {
       return jsonResponse(200, {})
     },
   )
-  app.all('/calls/score', () =>
-    jsonResponse(405, { detail: 'Method Not Allowed' }, { Allow: 'POST' }),
-  )
+  app.all('/calls/score', methodNotAllowed('POST'))
 }
