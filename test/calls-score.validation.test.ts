@@ -345,6 +345,39 @@ describe("the edge's own checks, after parity validation", () => {
     expect(error).toMatchObject({ type: 'value_error', loc: ['body', 'call_ids', 1] })
   })
 
+  it('finds a lone surrogate wherever it comes from: an escape, raw bytes, any field', async () => {
+    // An escape anywhere (even a harmless one) means every string is checked.
+    const escaped = await post(
+      `{"project_id":"acme/support-bot","call_ids":["caf\\u00e9","ok","\\udfff"],"scorer_refs":[]}`,
+    )
+    expect(await detail(escaped)).toMatchObject([
+      { type: 'value_error', loc: ['body', 'call_ids', 2] },
+    ])
+    // Raw ED A0 80 (U+D800 under CPython's surrogatepass) without any escape in the text.
+    const utf8 = new TextEncoder()
+    const raw = new Uint8Array([
+      ...utf8.encode('{"project_id":"acme/support-bot","call_ids":["ok","x'),
+      0xed,
+      0xa0,
+      0x80,
+      ...utf8.encode(`"],"scorer_refs":["${REF}"]}`),
+    ])
+    expect(await detail(await post(raw))).toMatchObject([
+      { type: 'value_error', loc: ['body', 'call_ids', 1] },
+    ])
+    const inProject = await post(`{"project_id":"acme/\\ud800","call_ids":[],"scorer_refs":[]}`)
+    expect(await detail(inProject)).toMatchObject([
+      { type: 'value_error', loc: ['body', 'project_id'] },
+    ])
+  })
+
+  it('accepts surrogate pairs, escaped or not', async () => {
+    const res = await post(
+      `{"project_id":"acme/support-bot","call_ids":["\\ud83d\\ude00","😀"],"scorer_refs":["${REF}"]}`,
+    )
+    expect(await answer(res)).toEqual({ status: 200, body: {} })
+  })
+
   it('answers 413 with a detail above the body limit', async () => {
     const res = await edge({ MAX_BODY_BYTES: '100' }, validBodyOfSize(200))
     expect(await answer(res)).toEqual({

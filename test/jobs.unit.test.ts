@@ -59,13 +59,15 @@ describe('unique', () => {
     expect(unique(['', ''])).toEqual([''])
   })
 
-  it('agrees with a Set on large random lists with many repeats and hash collisions', () => {
-    for (const n of [2, 3, 100, 5000]) {
+  it('agrees with a Set on either side of the small-list path, with many repeats and collisions', () => {
+    for (const n of [2, 3, 15, 16, 17, 48, 100, 5000]) {
       const list = Array.from(
         { length: n },
         (_, i) => `id-${(i * 7919) % Math.ceil(n / 3)}-${'é😀'.repeat(i % 3)}`,
       )
       expect(unique(list)).toEqual([...new Set(list)])
+      const distinct = Array.from({ length: n }, (_, i) => `id-${i}`)
+      expect(unique(distinct)).toBe(distinct)
     }
   })
 })

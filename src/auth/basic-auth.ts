@@ -5,16 +5,9 @@ import { lookupApiKey } from './keys.ts'
 
 const BASIC_SCHEME = /^ *basic +/i
 
-/**
- * HTTP Basic authentication against the `API_KEYS` KV namespace, before the body is read. The
- * password is the API key (Weave clients send the username `api`; any username is accepted).
- * Failures are basic auth's own 401 with `WWW-Authenticate`, worded like FastAPI's HTTPBasic:
- * "Not authenticated" without Basic credentials, "Invalid authentication credentials" otherwise.
- */
-export const apiKeyAuth: MiddlewareHandler<AppEnv> = (c, next) =>
-  // Built per request because the realm is a binding; construction is a few closures.
-  basicAuth({
-    realm: c.get('config').authRealm,
+function forRealm(realm: string): MiddlewareHandler<AppEnv> {
+  return basicAuth({
+    realm,
     verifyUser: async (_username, password, ctx) => {
       if (password === '') return false
       const found = await lookupApiKey(ctx.env.API_KEYS, password)
@@ -32,4 +25,20 @@ export const apiKeyAuth: MiddlewareHandler<AppEnv> = (c, next) =>
         ? 'Invalid authentication credentials'
         : 'Not authenticated',
     }),
-  })(c, next)
+  })
+}
+
+// One deployment has one realm; rebuilt only if the var changes under a live isolate.
+let cached: { realm: string; handler: MiddlewareHandler<AppEnv> } | undefined
+
+/**
+ * HTTP Basic authentication against the `API_KEYS` KV namespace, before the body is read. The
+ * password is the API key (Weave clients send the username `api`; any username is accepted).
+ * Failures are basic auth's own 401 with `WWW-Authenticate`, worded like FastAPI's HTTPBasic:
+ * "Not authenticated" without Basic credentials, "Invalid authentication credentials" otherwise.
+ */
+export const apiKeyAuth: MiddlewareHandler<AppEnv> = (c, next) => {
+  const realm = c.get('config').authRealm
+  if (cached?.realm !== realm) cached = { realm, handler: forRealm(realm) }
+  return cached.handler(c, next)
+}

@@ -16,6 +16,11 @@ import { missingError, notAnObjectError } from './validation.ts'
 export type ParsedBody = {
   /** Plain JS value, what zod validates. */
   plain: unknown
+  /**
+   * True when no string in the body can hold a lone surrogate: the text has none and no `\u`
+   * escape that could make one. Lets the edge checks skip testing every string of a large body.
+   */
+  wellFormed: boolean
   /** The same body with Python's json semantics (exact numbers, dict order); parsed on demand. */
   exact(): PyValue
 }
@@ -79,9 +84,14 @@ export const fastapiJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
     exact = parseExact(text)
     plain = toPlain(exact)
   }
-  c.set('body', { plain, exact: () => (exact ??= parseExact(text)) })
+  c.set('body', {
+    plain,
+    wellFormed: !text.includes('\\u') && text.isWellFormed(),
+    exact: () => (exact ??= parseExact(text)),
+  })
 
   // zValidator reads through HonoRequest.json() and only for Content-Types its own regex accepts.
+  // Hono's json() re-parses the cached text; answering it with the parsed value parses once.
   c.req.json = <T>() => Promise.resolve(plain as T)
   const mediaType = (contentType ?? '').split(';')[0]?.trim() ?? ''
   if (!HONO_JSON.test(mediaType)) {

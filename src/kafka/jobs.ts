@@ -51,6 +51,7 @@ export function buildScoreJobs(
  */
 export function unique(list: readonly string[]): readonly string[] {
   if (list.length < 2) return list
+  if (list.length <= SMALL_LIST) return uniqueSmall(list)
   const size = 2 ** Math.ceil(Math.log2(list.length * 2))
   const mask = size - 1
   const table = new Int32Array(size).fill(-1)
@@ -73,6 +74,26 @@ export function unique(list: readonly string[]): readonly string[] {
       table[slot] = i
       firsts?.push(id)
     }
+  }
+  return firsts ?? list
+}
+
+// Up to this length, comparing each item with those before it beats allocating a table.
+const SMALL_LIST = 16
+
+function uniqueSmall(list: readonly string[]): readonly string[] {
+  let firsts: string[] | undefined
+  for (let i = 1; i < list.length; i++) {
+    const id = list[i] as string
+    let seen = false
+    for (let j = 0; j < i; j++) {
+      if (list[j] === id) {
+        seen = true
+        break
+      }
+    }
+    if (seen) firsts ??= list.slice(0, i)
+    else firsts?.push(id)
   }
   return firsts ?? list
 }

@@ -34,6 +34,26 @@ function producerWithoutRetries(config: UpstashConfig): Producer {
   return producer
 }
 
+type ProduceRequests = Parameters<Producer['produceMany']>[0]
+
+/**
+ * Starts one `produceMany` call. The library builds a placeholder `Error` on every request (its
+ * "last error" before the first attempt) and V8 captures a stack trace for it, which profiling
+ * showed costing more than the rest of the call; the placeholder is never thrown with retries
+ * of 0. The library reaches its `fetch` synchronously, so the limit is restored before any other
+ * code runs. Messages go through as they are: the library copies each one itself and only reads
+ * the headers.
+ */
+function sendWithoutStack(producer: Producer, messages: readonly KafkaMessage[]) {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    return producer.produceMany(messages as ProduceRequests)
+  } finally {
+    Error.stackTraceLimit = limit
+  }
+}
+
 type Metadata = { topic: string; partition: number; offset: number }
 
 const isMetadata = (v: unknown): v is Metadata =>
@@ -60,14 +80,7 @@ export class UpstashProducer implements JobProducer {
       // The library's fetch takes no AbortSignal: on timeout the request is abandoned, and the
       // runtime cancels it when the invocation ends. It may still have landed (at least once).
       const answer = await withTimeout(
-        this.#producer.produceMany(
-          messages.map((m) => ({
-            topic: m.topic,
-            key: m.key,
-            value: m.value,
-            ...(m.headers ? { headers: [...m.headers] } : {}),
-          })),
-        ),
+        sendWithoutStack(this.#producer, messages),
         deadline.at - Date.now(),
       )
       if (answer === TIMED_OUT) {

@@ -3,21 +3,23 @@ export const TIMED_OUT: unique symbol = Symbol('timed out')
 
 /**
  * Races `promise` against a timer. For promises that cannot be aborted (a library's fetch, a
- * queue send): the loser keeps running, so its later rejection is swallowed here, and the timer
- * is cleared as soon as the race is decided so nothing lingers per request.
+ * queue send): the loser keeps running, and its later rejection is handled here so it never
+ * surfaces as unhandled. The timer is cleared as soon as the promise settles, so nothing lingers
+ * per request. One promise and one reaction, rather than `Promise.race` and a `finally`: this
+ * runs on every request, and the benchmark showed each extra promise.
  */
-export async function withTimeout<T>(
-  promise: Promise<T>,
-  ms: number,
-): Promise<T | typeof TIMED_OUT> {
-  promise.catch(() => {})
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const expired = new Promise<typeof TIMED_OUT>((resolve) => {
-    timer = setTimeout(() => resolve(TIMED_OUT), Math.max(0, ms))
+export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => resolve(TIMED_OUT), Math.max(0, ms))
+    promise.then(
+      (value) => {
+        clearTimeout(timer)
+        resolve(value)
+      },
+      (error: unknown) => {
+        clearTimeout(timer)
+        reject(error)
+      },
+    )
   })
-  try {
-    return await Promise.race([promise, expired])
-  } finally {
-    clearTimeout(timer)
-  }
 }

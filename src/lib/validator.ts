@@ -15,5 +15,10 @@ export function validateJson<T extends z.ZodType>(schema: T) {
       throw new RequestValidationError(pydanticErrors(result.error.issues, c.get('body').exact()))
     }
   }
-  return zValidator<T, 'json', AppEnv, string, typeof hook>('json', schema, hook)
+  // zValidator parses with safeParseAsync by default; our schemas have no async refinements,
+  // and the synchronous parse skips zod's promise machinery. (The cast: zod-validator's result
+  // type is conditional on the schema's zod major, which TypeScript cannot resolve for a generic T.)
+  return zValidator<T, 'json', AppEnv, string, typeof hook>('json', schema, hook, {
+    validationFunction: (s, value) => s.safeParse(value) as never,
+  })
 }

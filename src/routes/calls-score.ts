@@ -1,4 +1,4 @@
-import type { Hono } from 'hono'
+import type { Hono, MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import type { AppDeps } from '../app.ts'
 import { apiKeyAuth } from '../auth/basic-auth.ts'
@@ -12,8 +12,30 @@ import { buildScoreJobs } from '../kafka/jobs.ts'
 import { produceWithPolicy } from '../kafka/producer.ts'
 import { validateJson } from '../lib/validator.ts'
 import { rateLimitPerKey } from '../middleware/rate-limit.ts'
+import { REQUEST_ID_HEADER } from '../middleware/request-context.ts'
 import { enqueueJobs } from '../queue/jobs-queue.ts'
 import { CallsScoreReq, CLIENT_REF } from '../schemas/calls-score.ts'
+
+// One deployment has one limit; rebuilt only if the var changes under a live isolate.
+let limiter: { maxSize: number; handler: MiddlewareHandler<AppEnv> } | undefined
+
+/** Hono's bodyLimit at `MAX_BODY_BYTES`: a 413 with our detail above it. */
+const limitBody: MiddlewareHandler<AppEnv> = (c, next) => {
+  const maxSize = c.get('config').maxBodyBytes
+  if (limiter?.maxSize !== maxSize) {
+    const handler = bodyLimit({
+      maxSize,
+      onError: () => {
+        throw new ApiError(
+          'payload_too_large',
+          `Request body too large: the limit is ${maxSize} bytes`,
+        )
+      },
+    })
+    limiter = { maxSize, handler }
+  }
+  return limiter.handler(c, next)
+}
 
 /**
  * `POST /calls/score`: authenticate, read and validate the body like FastAPI, apply the edge's
@@ -26,21 +48,13 @@ export function registerCallsScore(app: Hono<AppEnv>, deps: AppDeps): void {
     requireConfig,
     apiKeyAuth,
     rateLimitPerKey,
-    (c, next) =>
-      bodyLimit({
-        maxSize: c.get('config').maxBodyBytes,
-        onError: (ctx) => {
-          throw new ApiError(
-            'payload_too_large',
-            `Request body too large: the limit is ${ctx.get('config').maxBodyBytes} bytes`,
-          )
-        },
-      })(c, next),
+    limitBody,
     fastapiJsonBody,
     validateJson(CallsScoreReq),
     async (c) => {
       const req = c.req.valid('json')
       const config = c.get('config')
+      const accepted = () => jsonResponse(200, {}, { [REQUEST_ID_HEADER]: c.get('requestId') })
       const log = c.get('log')
       Object.assign(log, {
         project_id: req.project_id,
@@ -48,7 +62,7 @@ export function registerCallsScore(app: Hono<AppEnv>, deps: AppDeps): void {
         scorer_refs: req.scorer_refs.length,
       })
 
-      const invalid = edgeErrors(req, config)
+      const invalid = edgeErrors(req, config, c.get('body').wellFormed)
       if (invalid.length > 0) throw new RequestValidationError(invalid)
 
       const grants = c.get('principal').projects
@@ -69,7 +83,7 @@ export function registerCallsScore(app: Hono<AppEnv>, deps: AppDeps): void {
         jobId: crypto.randomUUID(),
       })
       log.messages = messages.length
-      if (messages.length === 0) return jsonResponse(200, {})
+      if (messages.length === 0) return accepted()
 
       const { result, attempts } = await produceWithPolicy(deps.producerFor(config), messages, {
         timeoutMs: config.produceTimeoutMs,
@@ -77,7 +91,7 @@ export function registerCallsScore(app: Hono<AppEnv>, deps: AppDeps): void {
         backoffMs: 100,
       })
       log.kafka_attempts = attempts
-      if (result.ok) return jsonResponse(200, {})
+      if (result.ok) return accepted()
 
       // Kafka did not acknowledge everything in time: the rest goes to the durable queue, and
       // the client still gets {} once the queue holds it. Only a refusal there is a 503.
@@ -102,7 +116,7 @@ export function registerCallsScore(app: Hono<AppEnv>, deps: AppDeps): void {
         )
       }
       Object.assign(log, kafkaLog, { outcome: 'queued', queued: queued.queued })
-      return jsonResponse(200, {})
+      return accepted()
     },
   )
   app.all('/calls/score', methodNotAllowed('POST'))
