@@ -161,7 +161,7 @@ export function loadConfig(env: Env): ConfigResult {
  * Refuses every request loudly while the deployment is misconfigured, before anything is read:
  * a missing Kafka URL or secret is an operator's problem and must never look like success.
  */
-export const requireConfig: MiddlewareHandler<AppEnv> = async (c, next) => {
+export const requireConfig: MiddlewareHandler<AppEnv> = (c, next) => {
   const result = loadConfig(c.env)
   if (!result.ok) {
     throw new ApiError(
@@ -175,5 +175,5 @@ export const requireConfig: MiddlewareHandler<AppEnv> = async (c, next) => {
     )
   }
   c.set('config', result.config)
-  await next()
+  return next()
 }

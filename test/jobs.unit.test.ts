@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { crc32 } from '../src/kafka/crc32.ts'
-import { buildScoreJobs, messageKey, unique } from '../src/kafka/jobs.ts'
+import { buildScoreJobs, messageKey, TAIL_CHARS, unique } from '../src/kafka/jobs.ts'
 
 const utf8 = (s: string) => new TextEncoder().encode(s)
 
@@ -69,5 +69,26 @@ describe('unique', () => {
       const distinct = Array.from({ length: n }, (_, i) => `id-${i}`)
       expect(unique(distinct)).toBe(distinct)
     }
+  })
+
+  it('stays right when the ids differ only before their hashed tail (the full-hash fallback)', () => {
+    const tail = 'x'.repeat(TAIL_CHARS)
+    for (const n of [17, 1000, 5000]) {
+      // Same length and same tail: every id lands in one chain of the first pass.
+      const sameTail = Array.from(
+        { length: n },
+        (_, i) => `${String(i % (n - 3)).padStart(5, '0')}${tail}`,
+      )
+      expect(unique(sameTail)).toEqual([...new Set(sameTail)])
+      const distinct = Array.from({ length: n }, (_, i) => `${String(i).padStart(5, '0')}${tail}`)
+      expect(unique(distinct)).toBe(distinct)
+    }
+  })
+
+  it('dedupes UUID-shaped ids with repeats far apart', () => {
+    const ids = Array.from({ length: 10_000 }, () => crypto.randomUUID())
+    const withRepeats = [...ids, ids[0] as string, ids[9_999] as string, ids[5_000] as string]
+    expect(unique(withRepeats)).toEqual(ids)
+    expect(unique(ids)).toBe(ids)
   })
 })

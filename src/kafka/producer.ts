@@ -84,21 +84,25 @@ export async function produceWithPolicy(
   now: () => number = Date.now,
 ): Promise<PolicyResult> {
   const deadline = { at: now() + policy.timeoutMs }
-  let pending = messages.map((_, i) => i)
-  const acknowledged = messages.map(() => false)
+  // Indices still unacknowledged; undefined until a first failure (all of them), so the usual
+  // single successful attempt allocates nothing here.
+  let pending: number[] | undefined
+  let acknowledged: boolean[] | undefined
   let attempts = 0
   let backoff = policy.backoffMs
   for (;;) {
     attempts++
     const result = await producer.produce(
-      pending.map((i) => messages[i] as KafkaMessage),
+      pending ? pending.map((i) => messages[i] as KafkaMessage) : messages,
       deadline,
     )
     if (result.ok) return { result, attempts }
-    pending.forEach((index, j) => {
-      if (result.acknowledged[j]) acknowledged[index] = true
+    const sent = pending ?? messages.map((_, i) => i)
+    const acked = (acknowledged ??= messages.map(() => false))
+    sent.forEach((index, j) => {
+      if (result.acknowledged[j]) acked[index] = true
     })
-    pending = pending.filter((index) => !acknowledged[index])
+    pending = sent.filter((index) => !acked[index])
     const remaining = deadline.at - now()
     const pause = Math.max(backoff, (result.retryAfterSeconds ?? 0) * 1000)
     if (
@@ -109,7 +113,7 @@ export async function produceWithPolicy(
     ) {
       return pending.length === 0
         ? { result: { ok: true }, attempts }
-        : { result: { ...result, acknowledged }, attempts }
+        : { result: { ...result, acknowledged: acked }, attempts }
     }
     await sleep(pause)
     backoff *= 2

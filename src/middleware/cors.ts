@@ -45,12 +45,17 @@ function policyFor(raw: string): Policy {
  * origin gets no CORS header at all, and its `OPTIONS` reaches the routes, which answer it like
  * FastAPI without CORS (`405`). Mounted inside the request context, so preflights are logged too.
  */
-export const corsFromEnv: MiddlewareHandler<AppEnv> = async (c, next) => {
+export const corsFromEnv: MiddlewareHandler<AppEnv> = (c, next) => {
   const { origins, handler } = policyFor(c.env.CORS_ALLOWED_ORIGINS ?? '')
+  // Not async: with no origin allowed (the default) this layer costs no promise of its own.
   if (origins.size === 0) return next()
   const origin = c.req.header('origin')
   if (origin !== undefined && origins.has(origin)) return handler(c, next)
+  return varyOnOrigin(c, next)
+}
+
+// The answer depends on Origin, so shared caches must not hand it to an allowed origin.
+const varyOnOrigin: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next()
-  // The answer depends on Origin, so shared caches must not hand it to an allowed origin.
   c.header('Vary', 'Origin', { append: true })
 }
