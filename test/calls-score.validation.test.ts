@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest'
+import { TEXT_FIRST_BYTES } from '../src/fastapi/body.ts'
 import { answer, call, createKey, uniqueTopic } from './helpers.ts'
 
 // FastAPI 0.142 / pydantic 2.13 parity, case by case (../shared/spec/fastapi-422-rules.md).
@@ -384,6 +385,61 @@ describe("the edge's own checks, after parity validation", () => {
       status: 413,
       body: { detail: 'Request body too large: the limit is 100 bytes' },
     })
+  })
+})
+
+describe(`bodies of ${TEXT_FIRST_BYTES} bytes and more (read as text first)`, () => {
+  const utf8 = new TextEncoder()
+  const ids = Array.from({ length: 600 }, (_, i) => `call-${String(i).padStart(30, '0')}`)
+  const head = utf8.encode(`{"project_id":"acme/support-bot","scorer_refs":["${REF}"],"call_ids":[`)
+  const tail = utf8.encode(`${ids.map((id) => `"${id}"`).join(',')}]}`)
+  /** A large body with `middle` (bytes) as the start of the first call id. */
+  const large = (middle: Uint8Array | string, prefix: number[] = []) => {
+    const m = typeof middle === 'string' ? utf8.encode(middle) : middle
+    return new Uint8Array([...prefix, ...head, 0x22, ...m, 0x22, 0x2c, ...tail])
+  }
+  // With a Content-Length, as every real client sends: the text-first path. Without one, the
+  // bytes path (the reference): both must give the same answer.
+  const both = async (body: Uint8Array) => {
+    expect(body.length).toBeGreaterThanOrEqual(TEXT_FIRST_BYTES)
+    const vars = { KAFKA_TOPIC: topic }
+    const headers = { 'content-length': String(body.length) }
+    const viaText = await answer(await call({ key, body, headers, vars }))
+    expect(viaText).toEqual(await answer(await call({ key, body, vars })))
+    return viaText
+  }
+
+  it('accepts plain UTF-8, a real U+FFFD, a UTF-8 BOM and UTF-16', async () => {
+    expect(await both(large('plain'))).toEqual({ status: 200, body: {} })
+    expect(await both(large('replacement \uFFFD char'))).toEqual({
+      status: 200,
+      body: {},
+    })
+    expect(await both(large('bom', [0xef, 0xbb, 0xbf]))).toEqual({ status: 200, body: {} })
+    const text = new TextDecoder().decode(large('utf-16'))
+    const le = new Uint8Array(text.length * 2)
+    for (let i = 0; i < text.length; i++) le[i * 2] = text.charCodeAt(i)
+    expect(await both(le)).toEqual({ status: 200, body: {} })
+  })
+
+  it('answers for undecodable bytes, lone surrogates and bad JSON as CPython would', async () => {
+    expect(await both(large(new Uint8Array([0x61, 0xff, 0x62])))).toEqual({
+      status: 400,
+      body: { detail: 'There was an error parsing the body' },
+    })
+    const surrogate = await both(large(new Uint8Array([0x61, 0xed, 0xa0, 0x80])))
+    expect(surrogate).toMatchObject({
+      status: 422,
+      body: { detail: [{ type: 'value_error', loc: ['body', 'call_ids', 0] }] },
+    })
+    const twoBoms = await both(large('x', [0xef, 0xbb, 0xbf, 0xef, 0xbb, 0xbf]))
+    expect(twoBoms).toMatchObject({
+      status: 422,
+      body: { detail: [{ type: 'json_invalid', loc: ['body', 0] }] },
+    })
+    const truncated = large('é')
+    const cut = await both(truncated.subarray(0, truncated.length - 2))
+    expect(cut).toMatchObject({ status: 422, body: { detail: [{ type: 'json_invalid' }] } })
   })
 })
 

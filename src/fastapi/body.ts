@@ -51,6 +51,55 @@ function parseExact(text: string): PyValue {
   }
 }
 
+/** From this many bytes on, a JSON body is first read as text (see {@link jsonText}). */
+export const TEXT_FIRST_BYTES = 16 * 1024
+
+/**
+ * True when the runtime's UTF-8 text of a body is exactly what `json.loads(bytes)` decodes:
+ * every byte was valid UTF-8 (no U+FFFD stood in for one; CPython's surrogatepass sequences are
+ * invalid UTF-8 too), and the bytes cannot have been taken for UTF-16/32 (a NUL among the first
+ * two) or carried a BOM the runtime may or may not have dropped. Anything else, including a real
+ * U+FFFD in the body, goes to the exact decoding of the bytes.
+ */
+const decodedLikeCPython = (text: string) =>
+  text !== '' &&
+  text.charCodeAt(0) !== 0 &&
+  text.charCodeAt(0) !== 0xfeff &&
+  text.charCodeAt(1) !== 0 &&
+  !text.includes('\uFFFD')
+
+/**
+ * The body's text as `json.loads(bytes)` decodes it, or FastAPI's error: a missing body, a
+ * non-JSON Content-Type (echoed as text), bytes CPython cannot decode (400). Large JSON bodies
+ * are read with the runtime's own `text()`, which costs less than copying the bytes into an
+ * ArrayBuffer and decoding them again (the benchmark's large and max bodies); a copy of the
+ * stream is kept for the rare body whose text cannot be trusted to match.
+ */
+async function jsonText(
+  request: Request,
+  contentType: string | null,
+  contentLength: number,
+): Promise<string> {
+  let source = request
+  if (contentLength >= TEXT_FIRST_BYTES && isJsonContentType(contentType)) {
+    source = request.clone()
+    const text = await request.text()
+    if (decodedLikeCPython(text)) return text
+  }
+  const bytes = new Uint8Array(await source.arrayBuffer())
+  if (bytes.length === 0) throw new RequestValidationError([missingError(['body'], null)])
+  if (!isJsonContentType(contentType)) {
+    // FastAPI echoes the raw text (it would 500 on bytes that are not UTF-8; we replace them).
+    throw new RequestValidationError([notAnObjectError(lossyUtf8.decode(bytes))])
+  }
+  try {
+    return decodeJsonBytes(bytes)
+  } catch (e) {
+    if (e instanceof PyBodyParseError) throw parseFailed()
+    throw e
+  }
+}
+
 /**
  * Reads the body the way FastAPI's request handler does (fastapi/routing.py): an empty body is a
  * missing body whatever its Content-Type; only `application/json` and `application/*+json` are
@@ -62,20 +111,8 @@ function parseExact(text: string): PyValue {
  * the CPython port. The parsed value is handed to `zValidator` so the body is parsed once.
  */
 export const fastapiJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const bytes = new Uint8Array(await c.req.arrayBuffer())
-  if (bytes.length === 0) throw new RequestValidationError([missingError(['body'], null)])
   const contentType = c.req.header('content-type') ?? null
-  if (!isJsonContentType(contentType)) {
-    // FastAPI echoes the raw text (it would 500 on bytes that are not UTF-8; we replace them).
-    throw new RequestValidationError([notAnObjectError(lossyUtf8.decode(bytes))])
-  }
-  let text: string
-  try {
-    text = decodeJsonBytes(bytes)
-  } catch (e) {
-    if (e instanceof PyBodyParseError) throw parseFailed()
-    throw e
-  }
+  const text = await jsonText(c.req.raw, contentType, Number(c.req.header('content-length')))
   let exact: PyValue | undefined
   let plain: unknown
   try {

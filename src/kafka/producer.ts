@@ -98,7 +98,8 @@ export async function produceWithPolicy(
     )
     if (result.ok) return { result, attempts }
     const sent = pending ?? messages.map((_, i) => i)
-    const acked = (acknowledged ??= messages.map(() => false))
+    acknowledged ??= messages.map(() => false)
+    const acked = acknowledged
     sent.forEach((index, j) => {
       if (result.acknowledged[j]) acked[index] = true
     })
