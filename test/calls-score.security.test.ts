@@ -17,6 +17,12 @@ describe('authentication comes first', () => {
     await expect401(await call({ body: validBody() }), 'Not authenticated')
   })
 
+  it('announces the configured realm, and follows a change of it', async () => {
+    const other = await call({ body: validBody(), vars: { AUTH_REALM: 'weave-staging' } })
+    expect(other.headers.get('www-authenticate')).toBe('Basic realm="weave-staging"')
+    await expect401(await call({ body: validBody() }), 'Not authenticated')
+  })
+
   it('with a non-Basic scheme: 401 Not authenticated', async () => {
     const res = await call({ body: validBody(), headers: { authorization: 'Bearer abc' } })
     await expect401(res, 'Not authenticated')

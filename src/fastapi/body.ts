@@ -80,15 +80,16 @@ async function jsonText(
   contentType: string | null,
   contentLength: number,
 ): Promise<string> {
+  const isJson = isJsonContentType(contentType)
   let source = request
-  if (contentLength >= TEXT_FIRST_BYTES && isJsonContentType(contentType)) {
+  if (isJson && contentLength >= TEXT_FIRST_BYTES) {
     source = request.clone()
     const text = await request.text()
     if (decodedLikeCPython(text)) return text
   }
   const bytes = new Uint8Array(await source.arrayBuffer())
   if (bytes.length === 0) throw new RequestValidationError([missingError(['body'], null)])
-  if (!isJsonContentType(contentType)) {
+  if (!isJson) {
     // FastAPI echoes the raw text (it would 500 on bytes that are not UTF-8; we replace them).
     throw new RequestValidationError([notAnObjectError(lossyUtf8.decode(bytes))])
   }

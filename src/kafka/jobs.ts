@@ -75,19 +75,15 @@ export const TAIL_CHARS = 12
 
 let seed: number | undefined
 
-function tailHash(id: string): number {
+/** Seeded FNV-1a of the id's length and its characters from `start` on. */
+function fnvFrom(id: string, start: number): number {
   let hash = Math.imul(0x811c9dc5 ^ (seed ?? 0) ^ id.length, 0x01000193)
-  for (let j = Math.max(0, id.length - TAIL_CHARS); j < id.length; j++) {
-    hash = Math.imul(hash ^ id.charCodeAt(j), 0x01000193)
-  }
+  for (let j = start; j < id.length; j++) hash = Math.imul(hash ^ id.charCodeAt(j), 0x01000193)
   return hash
 }
 
-function fullHash(id: string): number {
-  let hash = 0x811c9dc5 ^ (seed ?? 0)
-  for (let j = 0; j < id.length; j++) hash = Math.imul(hash ^ id.charCodeAt(j), 0x01000193)
-  return hash
-}
+const tailHash = (id: string) => fnvFrom(id, Math.max(0, id.length - TAIL_CHARS))
+const fullHash = (id: string) => fnvFrom(id, 0)
 
 /** The dedupe over one hash; undefined once more than `budget` probes hit other ids. */
 function uniqueHashed(

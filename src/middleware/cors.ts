@@ -1,6 +1,7 @@
 import type { MiddlewareHandler } from 'hono'
 import { cors } from 'hono/cors'
 import type { AppEnv } from '../env.ts'
+import { perSetting } from '../lib/per-setting.ts'
 
 /**
  * The origins in `CORS_ALLOWED_ORIGINS`: comma-separated, blanks ignored, a trailing slash
@@ -17,13 +18,9 @@ export function parseAllowedOrigins(raw: string): Set<string> {
 
 type Policy = { origins: Set<string>; handler: MiddlewareHandler<AppEnv> }
 
-// One deployment has one value; rebuilt only if the var changes under a live isolate.
-let cached: { raw: string; policy: Policy } | undefined
-
-function policyFor(raw: string): Policy {
-  if (cached?.raw === raw) return cached.policy
+const policyFor = perSetting((raw: string): Policy => {
   const origins = parseAllowedOrigins(raw)
-  const policy: Policy = {
+  return {
     origins,
     handler: cors({
       origin: (origin) => (origins.has(origin) ? origin : null),
@@ -34,9 +31,7 @@ function policyFor(raw: string): Policy {
       maxAge: 600,
     }),
   }
-  cached = { raw, policy }
-  return policy
-}
+})
 
 /**
  * CORS for browser clients (such as Weave's UI) on the origins of `CORS_ALLOWED_ORIGINS`, none

@@ -10,20 +10,16 @@ import { fastapiJsonBody } from '../fastapi/body.ts'
 import { edgeErrors } from '../fastapi/validation.ts'
 import { buildScoreJobs } from '../kafka/jobs.ts'
 import { produceWithPolicy } from '../kafka/producer.ts'
+import { perSetting } from '../lib/per-setting.ts'
 import { validateJson } from '../lib/validator.ts'
 import { rateLimitPerKey } from '../middleware/rate-limit.ts'
 import { REQUEST_ID_HEADER } from '../middleware/request-context.ts'
 import { enqueueJobs } from '../queue/jobs-queue.ts'
 import { CallsScoreReq, CLIENT_REF } from '../schemas/calls-score.ts'
 
-// One deployment has one limit; rebuilt only if the var changes under a live isolate.
-let limiter: { maxSize: number; handler: MiddlewareHandler<AppEnv> } | undefined
-
-/** Hono's bodyLimit at `MAX_BODY_BYTES`: a 413 with our detail above it. */
-const limitBody: MiddlewareHandler<AppEnv> = (c, next) => {
-  const maxSize = c.get('config').maxBodyBytes
-  if (limiter?.maxSize !== maxSize) {
-    const handler = bodyLimit({
+const bodyLimitOf = perSetting(
+  (maxSize: number): MiddlewareHandler<AppEnv> =>
+    bodyLimit({
       maxSize,
       onError: () => {
         throw new ApiError(
@@ -31,11 +27,12 @@ const limitBody: MiddlewareHandler<AppEnv> = (c, next) => {
           `Request body too large: the limit is ${maxSize} bytes`,
         )
       },
-    })
-    limiter = { maxSize, handler }
-  }
-  return limiter.handler(c, next)
-}
+    }),
+)
+
+/** Hono's bodyLimit at `MAX_BODY_BYTES`: a 413 with our detail above it. */
+const limitBody: MiddlewareHandler<AppEnv> = (c, next) =>
+  bodyLimitOf(c.get('config').maxBodyBytes)(c, next)
 
 /**
  * `POST /calls/score`: authenticate, read and validate the body like FastAPI, apply the edge's
