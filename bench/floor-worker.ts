@@ -5,6 +5,7 @@
  * validation, no authentication, no dedupe, no log line: whatever the real worker costs above
  * this is the price of its checks.
  */
+import { type FloorBody, floorMessages } from './floor-messages.ts'
 
 type FloorEnv = {
   KAFKA_TOPIC: string
@@ -13,27 +14,9 @@ type FloorEnv = {
   UPSTASH_KAFKA_REST_PASSWORD: string
 }
 
-type Body = { project_id: string; call_ids: string[]; scorer_refs: string[] }
-
 export default {
   async fetch(request: Request, env: FloorEnv): Promise<Response> {
-    const body = (await request.json()) as Body
-    const jobId = crypto.randomUUID()
-    const messages = []
-    for (let i = 0; i < body.call_ids.length; i += 100) {
-      messages.push({
-        topic: env.KAFKA_TOPIC,
-        key: body.project_id,
-        value: JSON.stringify({
-          project_id: body.project_id,
-          call_ids: body.call_ids.slice(i, i + 100),
-          scorer_refs: body.scorer_refs,
-          wb_user_id: 'floor',
-        }),
-        // The real worker tags every message with a job id; the same bytes on the wire.
-        headers: [{ key: 'weave-job-id', value: `${jobId}:${messages.length}` }],
-      })
-    }
+    const messages = floorMessages((await request.json()) as FloorBody, env.KAFKA_TOPIC, 'floor')
     const answer = await fetch(`${env.UPSTASH_KAFKA_REST_URL}/produce`, {
       method: 'POST',
       headers: {

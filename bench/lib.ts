@@ -28,8 +28,17 @@ export const BODIES = {
 } as const
 export type BodyName = keyof typeof BODIES
 
-export const SERVERS = ['worker', 'floor'] as const
+/**
+ * The servers a run can start: the worker, its floor (bench/floor-worker.ts) and the stack floor
+ * (bench/stack-worker.ts: the floor's work on the worker's required stack).
+ */
+export const SERVERS = ['worker', 'floor', 'stack'] as const
 export type ServerName = (typeof SERVERS)[number]
+
+const ENTRIES: Record<Exclude<ServerName, 'worker'>, string> = {
+  floor: 'bench/floor-worker.ts',
+  stack: 'bench/stack-worker.ts',
+}
 
 /** A request body like the SDK's: UUIDv7-shaped call ids, client scorer refs of one project. */
 export function requestBody(name: BodyName): string {
@@ -154,7 +163,7 @@ export type Bench = {
 }
 
 /**
- * Builds the production bundle (and the floor's, with the same wrangler config), starts the sink
+ * Builds the production bundle (and the floors', with the same wrangler config), starts the sink
  * and serves each bundle under workerd on a free loopback port, with a fresh API key.
  */
 export async function startBench(options: {
@@ -167,8 +176,8 @@ export async function startBench(options: {
   for (const name of options.servers) {
     bundles[name] = buildBundle(
       name === 'worker'
-        ? { outDir: join(OUT, 'worker') }
-        : { outDir: join(OUT, 'floor'), entry: 'bench/floor-worker.ts' },
+        ? { outDir: join(OUT, name) }
+        : { outDir: join(OUT, name), entry: ENTRIES[name] },
     )
   }
   const sink = await startSinkProcess()
@@ -198,7 +207,7 @@ export async function startBench(options: {
         stateDir: join(OUT, name),
         host: '127.0.0.1',
         port: await freePort(),
-        ...(name === 'worker' ? { apiKeysFile: keysFile } : {}),
+        ...(name === 'floor' ? {} : { apiKeysFile: keysFile }),
         ...(options.inspector ? { inspector: options.inspector } : {}),
         env,
         stdio: 'ignore',

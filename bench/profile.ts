@@ -1,5 +1,5 @@
 /**
- * `npm run bench:profile -- [small|large|max] [worker|floor]`: a CPU profile of the production
+ * `npm run bench:profile -- [small|large|max] [worker|floor|stack]`: a CPU profile of the production
  * bundle (or the floor) under load, taken through workerd's V8 inspector. Writes
  * bench/out/<server>-<body>.cpuprofile (open it in Chrome DevTools' Performance panel) and prints
  * the functions with the most self time, named through the bundle's source map.
@@ -24,7 +24,8 @@ const OUT = 'bench/out'
 const name = (process.argv[2] ?? 'large') as BodyName
 if (!(name in BODIES)) throw new Error(`unknown body ${name}: small, large or max`)
 const serverName = (process.argv[3] ?? 'worker') as ServerName
-if (!SERVERS.includes(serverName)) throw new Error(`unknown server ${serverName}: worker or floor`)
+if (!SERVERS.includes(serverName))
+  throw new Error(`unknown server ${serverName}: ${SERVERS.join(', ')}`)
 const seconds = Number(process.env.BENCH_SECONDS ?? 5)
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 8)
 

@@ -8,7 +8,8 @@
  * body against its target, and the bundle's gzip size; bench/out/results.json keeps the runs.
  *
  * Settings (environment): BENCH_ROUNDS (5), BENCH_SECONDS (5), BENCH_CONNECTIONS (8),
- * BENCH_BODIES (small,large,max).
+ * BENCH_BODIES (small,large,max), BENCH_SERVERS (worker,floor; add `stack` for the stack floor,
+ * bench/stack-worker.ts, which shows how much of the gap the required stack itself takes).
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -40,6 +41,12 @@ const CONNECTIONS = positive('BENCH_CONNECTIONS', 8)
 const selected = (process.env.BENCH_BODIES ?? 'small,large,max')
   .split(',')
   .filter((b): b is BodyName => b in BODIES)
+const servers: ServerName[] = SERVERS.filter((name) =>
+  (process.env.BENCH_SERVERS ?? 'worker,floor').split(',').includes(name),
+)
+if (!servers.includes('worker') || !servers.includes('floor')) {
+  throw new Error('BENCH_SERVERS must include worker and floor (and may add stack)')
+}
 
 const median = (values: readonly number[]): number => {
   const sorted = [...values].sort((a, b) => a - b)
@@ -47,9 +54,16 @@ const median = (values: readonly number[]): number => {
   return sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2
 }
 
+/**
+ * Median of the per-round ratios `a / b` of one figure: runs taken side by side, so a noisy
+ * round moves both.
+ */
+const pairedRatio = (a: Run[], b: Run[], figure: 'rps' | 'cpuUsPerRequest'): number =>
+  median(a.map((run, i) => run[figure] / (b[i]?.[figure] ?? Number.NaN)))
+
 let bench: Bench | undefined
 // The bench bounds itself: runs are fixed-length, and a watchdog ends everything it started.
-const budgetMs = (selected.length * (ROUNDS + 1) * 2 * (SECONDS + 3) + 180) * 1000
+const budgetMs = (selected.length * (ROUNDS + 1) * servers.length * (SECONDS + 3) + 180) * 1000
 const watchdog = setTimeout(() => {
   process.stderr.write(`bench: still running after ${budgetMs / 1000} s, stopping\n`)
   void (bench?.stop() ?? Promise.resolve()).finally(() => process.exit(1))
@@ -61,15 +75,16 @@ process.once(
 
 try {
   rmSync(OUT, { recursive: true, force: true })
-  console.log('building the production bundle and the floor (wrangler deploy --dry-run)…')
-  bench = await startBench({ servers: SERVERS })
-  const { servers, auth } = bench
+  console.log(`building ${servers.join(', ')} (wrangler deploy --dry-run)…`)
+  bench = await startBench({ servers })
+  const { auth } = bench
+  const running = bench.servers
   const url = (name: ServerName): string => {
-    const server = servers[name]
+    const server = running[name]
     if (!server) throw new Error(`${name} did not start`)
     return server.url
   }
-  const pid = (name: ServerName) => servers[name]?.process.pid
+  const pid = (name: ServerName) => running[name]?.process.pid
   const worker = bench.bundles.worker
   if (!worker) throw new Error('no worker bundle')
   const source = readFileSync(join(worker.dir, worker.main))
@@ -82,9 +97,9 @@ try {
     BodyName,
     string
   >
-  // Both servers must really accept every body: a fast 4xx/5xx would look like speed.
+  // Every server must really accept every body: a fast 4xx/5xx would look like speed.
   for (const b of selected) {
-    for (const name of SERVERS) {
+    for (const name of servers) {
       const answer = await fetch(`${url(name)}/calls/score`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: auth },
@@ -102,12 +117,12 @@ try {
   )
   const runs = {} as Record<BodyName, Record<ServerName, Run[]>>
   for (const b of selected) {
-    const perServer: Record<ServerName, Run[]> = { worker: [], floor: [] }
+    const perServer: Record<ServerName, Run[]> = { worker: [], floor: [], stack: [] }
     runs[b] = perServer
-    // Warm both isolates (JIT, outbound connections) before measuring.
-    for (const name of SERVERS) await load(url(name), payloads[b], auth, 1, CONNECTIONS)
+    // Warm every isolate (JIT, outbound connections) before measuring.
+    for (const name of servers) await load(url(name), payloads[b], auth, 1, CONNECTIONS)
     for (let round = 0; round < ROUNDS; round++) {
-      const order = round % 2 === 0 ? SERVERS : ([...SERVERS].reverse() as ServerName[])
+      const order = round % 2 === 0 ? servers : [...servers].reverse()
       for (const name of order) {
         await bench.resetSink()
         const run = await load(url(name), payloads[b], auth, SECONDS, CONNECTIONS, pid(name))
@@ -125,26 +140,38 @@ try {
     '| Body | Worker req/s | p50 / p99 ms | CPU µs/req | Floor req/s | p50 / p99 ms | CPU µs/req | CPU worker/floor | Worker/floor | Target |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
   ]
+  const stackRows = [
+    '| Body | Stack req/s | p50 / p99 ms | CPU µs/req | CPU stack/floor | Stack/floor | Worker/stack |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ]
+  const cells = (rs: Run[]) =>
+    `${median(rs.map((r) => r.rps)).toFixed(0)} | ${median(rs.map((r) => r.p50))} / ${median(rs.map((r) => r.p99))} | ${median(rs.map((r) => r.cpuUsPerRequest)).toFixed(0)}`
+  const failures = (rs: Run[]) => rs.reduce((n, run) => n + run.non2xx + run.errors, 0)
   let allMet = true
   for (const b of selected) {
-    const { worker: w, floor: f } = runs[b]
-    // Ratios of runs taken side by side, then their median: robust to a noisy round.
-    const ratio = median(w.map((run, i) => run.rps / (f[i]?.rps ?? Number.NaN)))
-    // What a request costs the worker's process against the floor's, round by round.
-    const cpuRatio = median(
-      w.map((run, i) => run.cpuUsPerRequest / (f[i]?.cpuUsPerRequest ?? Number.NaN)),
-    )
-    const failed = [...w, ...f].reduce((n, run) => n + run.non2xx + run.errors, 0)
+    const { worker: w, floor: f, stack: s } = runs[b]
+    const label = `${b} (${BODIES[b].ids.toLocaleString('en')} ids, ${BODIES[b].scorers} scorers)`
+    const ratio = pairedRatio(w, f, 'rps')
+    const failed = failures(w) + failures(f)
     const met = ratio >= TARGETS[b] && failed === 0
     allMet &&= met
-    const cells = (rs: Run[]) =>
-      `${median(rs.map((r) => r.rps)).toFixed(0)} | ${median(rs.map((r) => r.p50))} / ${median(rs.map((r) => r.p99))} | ${median(rs.map((r) => r.cpuUsPerRequest)).toFixed(0)}`
     rows.push(
-      `| ${b} (${BODIES[b].ids.toLocaleString('en')} ids, ${BODIES[b].scorers} scorers) | ${cells(w)} | ${cells(f)} | ${cpuRatio.toFixed(2)}x | **${ratio.toFixed(2)}x** | ≥ ${TARGETS[b]}x: ${met ? 'met' : 'missed'}${failed ? ` (${failed} failed requests)` : ''} |`,
+      `| ${label} | ${cells(w)} | ${cells(f)} | ${pairedRatio(w, f, 'cpuUsPerRequest').toFixed(2)}x | **${ratio.toFixed(2)}x** | ≥ ${TARGETS[b]}x: ${met ? 'met' : 'missed'}${failed ? ` (${failed} failed requests)` : ''} |`,
     )
+    if (s.length > 0) {
+      const stackFailed = failures(s)
+      stackRows.push(
+        `| ${label} | ${cells(s)} | ${pairedRatio(s, f, 'cpuUsPerRequest').toFixed(2)}x | ${pairedRatio(s, f, 'rps').toFixed(2)}x | ${pairedRatio(w, s, 'rps').toFixed(2)}x${stackFailed ? ` (${stackFailed} failed requests)` : ''} |`,
+      )
+    }
   }
   const bundleMet = gzipKiB < BUNDLE_LIMIT_KIB
   console.log(`\n${rows.join('\n')}\n`)
+  if (servers.includes('stack')) {
+    console.log(
+      `Stack floor (bench/stack-worker.ts: Hono, Basic auth against API_KEYS, @upstash/kafka under a deadline; no targets):\n\n${stackRows.join('\n')}\n`,
+    )
+  }
   console.log(
     `Production bundle (${worker.main}): ${(source.length / 1024).toFixed(1)} KiB, ${gzipKiB.toFixed(1)} KiB gzip (target < ${BUNDLE_LIMIT_KIB} KiB: ${bundleMet ? 'met' : 'missed'})`,
   )
