@@ -1,6 +1,6 @@
 /**
  * `npm run bench:profile -- [small|large|max] [worker|floor|stack]`: a CPU profile of the production
- * bundle (or the floor) under load, taken through workerd's V8 inspector. Writes
+ * bundle (or one of the floors) under load, taken through workerd's V8 inspector. Writes
  * bench/out/<server>-<body>.cpuprofile (open it in Chrome DevTools' Performance panel) and prints
  * the functions with the most self time, named through the bundle's source map.
  *
