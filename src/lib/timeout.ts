@@ -6,7 +6,8 @@ export const TIMED_OUT: unique symbol = Symbol('timed out')
  * queue send): the loser keeps running, and its later rejection is handled here so it never
  * surfaces as unhandled. The timer is cleared as soon as the promise settles, so nothing lingers
  * per request. One promise and one reaction, rather than `Promise.race` and a `finally`: this
- * runs on every request, and the benchmark showed each extra promise.
+ * runs on every request, so it allocates as little as it can (the timer itself is cheap: about
+ * 1.4 µs a set and clear under workerd, README "Performance").
  */
 export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
   return new Promise((resolve, reject) => {
