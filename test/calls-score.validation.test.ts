@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { TEXT_FIRST_BYTES } from '../src/fastapi/body.ts'
 import { answer, call, createKey, uniqueTopic } from './helpers.ts'
 
-// FastAPI 0.142 / pydantic 2.13 parity, case by case (../shared/spec/fastapi-422-rules.md).
+// FastAPI 0.142 / pydantic 2.13 parity, case by case (docs/compatibility.md).
 // Positions and messages of JSON errors were produced with CPython's json module.
 
 let key: string

@@ -1,8 +1,8 @@
 import { describe, expect, inject, it, vi } from 'vitest'
 import { call } from './helpers.ts'
 
-// GET /openapi.json against the Python server's document (../shared/spec/calls-score.openapi.yaml,
-// parsed in the global setup), and GET /docs, Swagger UI over it.
+// GET /openapi.json against the Python server's document (spec/calls-score.openapi.yaml, parsed
+// in the global setup, which fails the run without it), and GET /docs, Swagger UI over it.
 
 type Doc = {
   openapi: string
@@ -10,7 +10,7 @@ type Doc = {
   components: { schemas: Record<string, unknown>; securitySchemes: Record<string, unknown> }
 }
 
-const python = inject('pythonOpenApi') as Doc | null
+const python = inject('pythonOpenApi') as Doc
 
 async function fetchDocument(vars: Record<string, unknown> = {}) {
   const res = await call({ method: 'GET', path: '/openapi.json', contentType: null, vars })
@@ -21,8 +21,7 @@ async function fetchDocument(vars: Record<string, unknown> = {}) {
 
 /** The operation as the Python server describes it, or a failed assertion saying why not. */
 function pythonOperation(): Record<string, unknown> {
-  expect(python, 'the Python OpenAPI document was not found beside the repository').not.toBeNull()
-  const operation = python?.paths['/calls/score']?.post
+  const operation = python.paths['/calls/score']?.post
   expect(operation).toBeDefined()
   return operation ?? {}
 }
@@ -54,8 +53,7 @@ describe('GET /openapi.json is the Python server’s document, plus the edge’s
   })
 
   it('the component schemas are pydantic’s, titles and descriptions included', async () => {
-    const theirs = python?.components
-    expect(theirs, 'the Python OpenAPI document was not found').toBeDefined()
+    const theirs = python.components
     const ours = (await fetchDocument()).components
     for (const name of [
       'CallsScoreReq',
@@ -63,9 +61,9 @@ describe('GET /openapi.json is the Python server’s document, plus the edge’s
       'HTTPValidationError',
       'ValidationError',
     ]) {
-      expect(ours.schemas[name], name).toStrictEqual(theirs?.schemas[name])
+      expect(ours.schemas[name], name).toStrictEqual(theirs.schemas[name])
     }
-    expect(Object.keys(theirs?.schemas ?? {}).sort()).toEqual([
+    expect(Object.keys(theirs.schemas).sort()).toEqual([
       'CallsScoreReq',
       'CallsScoreRes',
       'HTTPValidationError',
@@ -79,7 +77,7 @@ describe('GET /openapi.json is the Python server’s document, plus the edge’s
       'Health',
       'ValidationError',
     ])
-    expect(ours.securitySchemes).toStrictEqual(theirs?.securitySchemes)
+    expect(ours.securitySchemes).toStrictEqual(theirs.securitySchemes)
   })
 
   it('every $ref points at a component it defines', async () => {
