@@ -100,7 +100,7 @@ describe('checkLinks', () => {
       'README.md': [
         '# Front',
         '[gone](docs/gone.md) [heading](docs/a.md#part-two)',
-        '[outside](../shared/spec/x.yaml) [also](docs/../../x.md) [here](#nowhere)',
+        '[outside](../outside/spec/x.yaml) [also](docs/../../x.md) [here](#nowhere)',
       ].join('\n'),
     })
     assert.deepEqual(problems, [
@@ -119,7 +119,7 @@ describe('checkLinks', () => {
       {
         file: 'README.md',
         line: 3,
-        target: '../shared/spec/x.yaml',
+        target: '../outside/spec/x.yaml',
         reason: 'points outside the repository',
       },
       {

@@ -20,7 +20,7 @@ const ConfigSchema = z.object({
   RATE_LIMIT_RETRY_AFTER_SECONDS: int(1, 99_999),
 })
 
-/** The Kafka REST dialects the worker produces in (README, "Kafka REST dialects"). */
+/** The Kafka REST dialects the worker produces in (docs/kafka-rest-dialects.md). */
 export const KAFKA_REST_DIALECTS = ['upstash', 'confluent-v3', 'kafka-rest-v2'] as const
 
 /** One of {@link KAFKA_REST_DIALECTS}. */

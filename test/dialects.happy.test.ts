@@ -104,7 +104,7 @@ describe.each(DIALECT_TARGETS)('$name', (target) => {
     const { messages } = await score(target, { call_ids: ['h1'] })
     const headers = messages[0]?.headers ?? []
     if (target.dialect === 'kafka-rest-v2') {
-      // Kafka REST v2 has no record headers: the id is dropped (README, duplicate detection).
+      // Kafka REST v2 has no record headers: the id is dropped (docs/delivery.md, "Duplicates").
       expect(headers).toEqual([])
     } else {
       expect(headers.map((h) => h.key)).toEqual(['weave-job-id'])

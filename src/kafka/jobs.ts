@@ -17,7 +17,7 @@ export const JOB_ID_HEADER = 'weave-job-id'
 export type JobOptions = { topic: string; projectBuckets: number; jobId: string }
 
 /**
- * Turns a validated request into the `call_scoring_worker`'s messages (weave-wire-format.md):
+ * Turns a validated request into the `call_scoring_worker`'s messages (docs/compatibility.md):
  * duplicates dropped (first occurrence kept), chunks of 100 call ids in request order, every
  * message carrying all scorer refs and the caller's `wb_user_id`, value the compact JSON in field
  * order. Each value is one native `JSON.stringify` of the chunk's object: a flat string, which
@@ -37,7 +37,7 @@ export function buildScoreJobs(
     messages.push({
       topic: options.topic,
       key: messageKey(request.project_id, callIds[start] as string, options.projectBuckets),
-      // Field order is the wire format's (weave-wire-format.md).
+      // Field order is the wire format's (docs/compatibility.md, "The Kafka messages").
       value: JSON.stringify({
         project_id: request.project_id,
         call_ids: callIds.slice(start, start + CHUNK_SIZE),

@@ -28,7 +28,7 @@ export const V2_CONTENT_TYPE = 'application/vnd.kafka.binary.v2+json'
 /** The answer type all three accept in `Accept` (Redpanda refuses `application/json` with 406). */
 export const V2_ACCEPT = 'application/vnd.kafka.v2+json'
 
-/** The request body. v2 has no record headers: they are dropped (README, "Kafka REST dialects"). */
+/** The request body. v2 has no record headers: they are dropped (docs/kafka-rest-dialects.md). */
 export function v2Body(messages: readonly KafkaMessage[]): string {
   return JSON.stringify({
     records: messages.map((m) => ({ key: utf8Base64(m.key), value: utf8Base64(m.value) })),

@@ -7,7 +7,7 @@ export const TIMED_OUT: unique symbol = Symbol('timed out')
  * surfaces as unhandled. The timer is cleared as soon as the promise settles, so nothing lingers
  * per request. One promise and one reaction, rather than `Promise.race` and a `finally`: this
  * runs on every request, so it allocates as little as it can (the timer itself is cheap: about
- * 1.4 µs a set and clear under workerd, README "Performance").
+ * 1.4 µs a set and clear under workerd, docs/performance.md).
  */
 export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
   return new Promise((resolve, reject) => {
