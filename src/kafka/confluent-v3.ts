@@ -17,6 +17,7 @@ import {
   restCodeReason,
   utf8Base64,
 } from './rest.ts'
+import { type RequestSize, utf8Length } from './split.ts'
 
 /** Connection settings for Confluent v3: the endpoint plus the cluster id (`lkc-…`). */
 export type ConfluentV3Config = RestEndpoint & { clusterId: string }
@@ -35,6 +36,13 @@ export function v3Record(message: KafkaMessage): string {
       ? { headers: message.headers.map((h) => ({ name: h.key, value: utf8Base64(h.value) })) }
       : {}),
   })
+}
+
+/** The v3 body is the records' JSON objects, one per line. */
+export const v3RequestSize: RequestSize = {
+  base: 0,
+  separator: 1,
+  record: (message) => utf8Length(v3Record(message)),
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> =>

@@ -8,6 +8,7 @@ import type {
   ProduceResult,
 } from './producer.ts'
 import { failAll, statusReason } from './rest.ts'
+import { type RequestSize, utf8Length } from './split.ts'
 
 /** Connection settings for an endpoint that speaks Upstash's Kafka REST dialect. */
 export type UpstashConfig = { url: string; username: string; password: string }
@@ -52,6 +53,16 @@ function sendWithoutStack(producer: Producer, messages: readonly KafkaMessage[])
   } finally {
     Error.stackTraceLimit = limit
   }
+}
+
+/**
+ * `@upstash/kafka` posts `JSON.stringify` of the messages as an array (it moves `value` last,
+ * which changes no length).
+ */
+export const upstashRequestSize: RequestSize = {
+  base: 2,
+  separator: 1,
+  record: (message) => utf8Length(JSON.stringify(message)),
 }
 
 type Metadata = { topic: string; partition: number; offset: number }
