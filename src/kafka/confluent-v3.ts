@@ -38,11 +38,23 @@ export function v3Record(message: KafkaMessage): string {
   })
 }
 
+/**
+ * Records measured for a split, kept until the request that sends them is built: measuring a
+ * maximal request costs as much as encoding it, so it is encoded once.
+ */
+const measured = new WeakMap<KafkaMessage, string>()
+
+const encoded = (message: KafkaMessage) => measured.get(message) ?? v3Record(message)
+
 /** The v3 body is the records' JSON objects, one per line. */
 export const v3RequestSize: RequestSize = {
   base: 0,
   separator: 1,
-  record: (message) => utf8Length(v3Record(message)),
+  record: (message) => {
+    const record = v3Record(message)
+    measured.set(message, record)
+    return utf8Length(record)
+  },
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
@@ -158,7 +170,7 @@ export class ConfluentV3Producer implements JobProducer {
           'content-type': 'application/json',
           accept: 'application/json',
         },
-        batch.map(v3Record).join('\n'),
+        batch.map(encoded).join('\n'),
         deadline,
         batch.length,
       )
