@@ -17,7 +17,11 @@ export type PauseSettings = {
 
 type Log = (line: Record<string, unknown>) => void
 
-const defaultLog: Log = (line) => console.error(JSON.stringify(line))
+const defaultLog: Log = (line) => {
+  const text = JSON.stringify(line)
+  if (line.level === 'info') console.log(text)
+  else console.error(text)
+}
 
 /**
  * The breaker's state machine, with an injected clock. Closed: every call goes through. A
