@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
+import type { Config } from '../src/config.ts'
 import { ThrottleBreaker } from '../src/delivery/breaker.ts'
+import { breakerKey } from '../src/delivery/deliver.ts'
 import type { ProduceResult } from '../src/kafka/producer.ts'
 
 const pause = { defaultSeconds: 1, maxSeconds: 30 }
@@ -150,5 +152,23 @@ describe('ThrottleBreaker', () => {
     expect(b.admit(LEASE)).toBe('skip')
     advance(1)
     expect(b.admit(LEASE)).toBe('probe')
+  })
+})
+
+describe('breakerKey', () => {
+  it('names the endpoint, cluster and topic, never credentials or query', () => {
+    const config = {
+      topic: 'weave.score_calls',
+      kafka: {
+        dialect: 'confluent-v3',
+        url: 'https://user:secret@pkc-1.example.test:8443/kafka?token=abc',
+        clusterId: 'lkc-1',
+        username: 'key',
+        password: 'password',
+      },
+    } as Config
+    expect(breakerKey(config)).toBe(
+      'confluent-v3 https://pkc-1.example.test:8443/kafka lkc-1 weave.score_calls',
+    )
   })
 })

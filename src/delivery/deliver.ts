@@ -9,8 +9,15 @@ import type { RequestLog } from '../middleware/request-context.ts'
 import { enqueueJobs, type QueuedJob } from '../queue/jobs-queue.ts'
 import { breakerFor, type PauseSettings } from './breaker.ts'
 
-/** The breaker's key: the endpoint (never its credentials) and the topic. */
+const keys = new WeakMap<Config, string>()
+
+/**
+ * The breaker's key: the endpoint (never its credentials) and the topic. Cached per configuration,
+ * that is per isolate and deployment.
+ */
 export function breakerKey(config: Config): string {
+  const cached = keys.get(config)
+  if (cached !== undefined) return cached
   const { kafka } = config
   let endpoint = kafka.url
   try {
@@ -20,7 +27,9 @@ export function breakerKey(config: Config): string {
     // Config checked the URL already; keep it as it is.
   }
   const cluster = kafka.dialect === 'confluent-v3' ? ` ${kafka.clusterId}` : ''
-  return `${kafka.dialect} ${endpoint}${cluster} ${config.topic}`
+  const key = `${kafka.dialect} ${endpoint}${cluster} ${config.topic}`
+  keys.set(config, key)
+  return key
 }
 
 /** The breaker's pauses, from the configuration. */
