@@ -2,7 +2,12 @@ import { describe, expect, it } from 'vitest'
 import { v3Record, v3RequestSize } from '../src/kafka/confluent-v3.ts'
 import { v2Body, v2RequestSize } from '../src/kafka/kafka-rest-v2.ts'
 import type { JobProducer, KafkaMessage, ProduceResult } from '../src/kafka/producer.ts'
-import { type RequestSize, SizeLimitedProducer, splitBySize } from '../src/kafka/split.ts'
+import {
+  jsonStringLength,
+  type RequestSize,
+  SizeLimitedProducer,
+  splitBySize,
+} from '../src/kafka/split.ts'
 import { upstashRequestSize } from '../src/kafka/upstash.ts'
 
 const utf8 = (s: string) => new TextEncoder().encode(s).length
@@ -61,6 +66,22 @@ describe.each(Object.keys(sizes))('%s request size', (dialect) => {
       const next = groups[k + 1]?.[0] as number
       expect(real([...g, next].map((i) => many[i] as KafkaMessage))).toBeGreaterThan(limit)
     }
+  })
+})
+
+describe('jsonStringLength', () => {
+  it.each([
+    '',
+    'plain',
+    '{"a":["b","c\\"d"]}',
+    'back\\slash \\u001f',
+    'tab\there\u001f',
+    'del\u007f',
+    'é日本😀',
+    'lone \ud800 surrogate',
+    '\u2028\u2029',
+  ])('is the UTF-8 length of JSON.stringify(%j)', (text) => {
+    expect(jsonStringLength(text)).toBe(utf8(JSON.stringify(text)))
   })
 })
 

@@ -26,6 +26,19 @@ export const utf8Length = (text: string): number =>
   /[\u0080-\uffff]/.test(text) ? utf8.encode(text).length : text.length
 
 /**
+ * UTF-8 length of `JSON.stringify(text)` without building it when the text is printable ASCII (a
+ * job's value is JSON text, almost always ASCII): the quotes, plus one byte for each `"` and `\`
+ * it escapes. Anything else is stringified. Half the cost of stringifying a maximal request.
+ */
+export function jsonStringLength(text: string): number {
+  if (/[^\u0020-\u007e]/.test(text)) return utf8Length(JSON.stringify(text))
+  let bytes = text.length + 2
+  for (let i = text.indexOf('"'); i !== -1; i = text.indexOf('"', i + 1)) bytes++
+  for (let i = text.indexOf('\\'); i !== -1; i = text.indexOf('\\', i + 1)) bytes++
+  return bytes
+}
+
+/**
  * A cheap bound no dialect's encoding of the message exceeds: at most 6 bytes per UTF-16 unit
  * (a `\u001f` escape; UTF-8 needs 3, base64 of it 4) plus room for the record's field names.
  * Requests under the limit by this bound (nearly all) are sent without being measured.
