@@ -46,7 +46,12 @@ async function expectAllDeliveredOnce(topic: string) {
 describe('a Kafka REST failure falls back to the queue: {} in bounded time, nothing lost', () => {
   it.each([
     ['5xx', { kind: 'status', status: 500, times: 2 }, 2, 'unavailable'],
-    ['429', { kind: 'status', status: 429, times: 2 }, 2, 'unavailable'],
+    [
+      '429, not retried in the request',
+      { kind: 'status', status: 429, times: 2 },
+      1,
+      'unavailable',
+    ],
     ['a non-JSON error page', { kind: 'html', status: 502, times: 2 }, 2, 'invalid_response'],
     [
       'a rejected credential (401), never retried',

@@ -57,7 +57,18 @@ const firstIds = async (topic: string) =>
 describe.each(REST_TARGETS)('$name: failures map onto the shared outcomes', (target) => {
   it.each([
     ['5xx: retried, then 503', { kind: 'status', status: 500 }, 2, 'unavailable'],
-    ['429: retried', { kind: 'status', status: 429 }, 2, 'unavailable'],
+    [
+      '429: a throttle, not retried in the request',
+      { kind: 'status', status: 429 },
+      1,
+      'unavailable',
+    ],
+    [
+      '503 with Retry-After: a throttle, not retried',
+      { kind: 'status', status: 503, retryAfter: '1' },
+      1,
+      'unavailable',
+    ],
     ['a proxy HTML 502: retried', { kind: 'html', status: 502 }, 2, 'unavailable'],
     [
       'an HTML page inside a 200: unreadable, retried',
@@ -99,7 +110,7 @@ describe.each(REST_TARGETS)('$name: failures map onto the shared outcomes', (tar
 
   it('Retry-After is honoured: a wait beyond the budget is not attempted', async () => {
     const { res, topic, line } = await score(target, {
-      fault: { kind: 'status', status: 503, retryAfter: '30' },
+      fault: { kind: 'status', status: 502, retryAfter: '30' },
       vars: { KAFKA_PRODUCE_RETRIES: '3' },
     })
     expect(res.status).toBe(503)
@@ -107,9 +118,9 @@ describe.each(REST_TARGETS)('$name: failures map onto the shared outcomes', (tar
     expect(await sinkProduceCount(topic)).toBe(1)
   })
 
-  it('Retry-After within the budget: the retry waits for it', async () => {
+  it('Retry-After within the budget (not a throttle): the retry waits for it', async () => {
     const { res, elapsed } = await score(target, {
-      fault: { kind: 'status', status: 429, retryAfter: '1', times: 1 },
+      fault: { kind: 'status', status: 502, retryAfter: '1', times: 1 },
       vars: { KAFKA_PRODUCE_TIMEOUT_MS: '3000' },
     })
     expect(res.status).toBe(200)

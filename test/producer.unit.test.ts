@@ -106,4 +106,28 @@ describe('produceWithPolicy', () => {
     await produceWithPolicy(producer, messages, policy)
     expect(attempts).toHaveLength(1)
   })
+
+  it.each([
+    ['a 429', 429, undefined],
+    ['a 429 with Retry-After', 429, 1],
+    ['a 503 with Retry-After', 503, 1],
+  ])('never retries a throttle answer (%s) inside the request', async (_, status, retryAfter) => {
+    const { producer, attempts } = scripted((sent) => ({
+      ...fail('unavailable')(sent),
+      status,
+      ...(retryAfter === undefined ? {} : { retryAfterSeconds: retryAfter }),
+    }))
+    const { result } = await produceWithPolicy(producer, messages, { ...policy, timeoutMs: 5000 })
+    expect(attempts).toHaveLength(1)
+    expect(result).toMatchObject({ ok: false, status })
+  })
+
+  it('still retries a 503 without Retry-After', async () => {
+    const { producer, attempts } = scripted(
+      (sent) => ({ ...fail('unavailable')(sent), status: 503 }),
+      () => ({ ok: true }),
+    )
+    expect((await produceWithPolicy(producer, messages, policy)).result.ok).toBe(true)
+    expect(attempts).toHaveLength(2)
+  })
 })

@@ -845,6 +845,142 @@ describe('faults', () => {
   })
 })
 
+describe('throttled endpoint', () => {
+  // A global throttle from the start, on a topic nobody else uses here; tests add their own.
+  const sink = useSink({ throttle: { ratePerSecond: 1000, topic: 'start' } })
+  const up = (topic: string, values: string[]) =>
+    post(
+      `${sink().url}/produce`,
+      values.map((value) => ({ topic, value })),
+    )
+
+  it('request rate: a token bucket, then 429 + Retry-After in the dialect shape; counted', async () => {
+    sink().setThrottle({ ratePerSecond: 2, burst: 2, topic: 'r1' })
+    const first = [await up('r1', ['a']), await up('r1', ['b'])]
+    assert.deepEqual(
+      first.map((a) => a.status),
+      [200, 200],
+    )
+    const res = await fetch(`${sink().url}/produce`, {
+      method: 'POST',
+      headers: { authorization: AUTH },
+      body: JSON.stringify([{ topic: 'r1', value: 'c' }]),
+    })
+    assert.equal(res.status, 429)
+    assert.equal(res.headers.get('retry-after'), '1')
+    assert.deepEqual(await res.json(), { error: 'Too Many Requests', status: 429 })
+    const v3 = await post(
+      v3Url(sink(), 'r1'),
+      JSON.stringify({ value: { type: 'STRING', data: 'x' } }),
+    )
+    assert.deepEqual([v3.status, v3.json], [429, { error_code: 429, message: 'Too Many Requests' }])
+    // Two tokens a second: one is back after half a second.
+    await new Promise((r) => setTimeout(r, 550))
+    assert.equal((await up('r1', ['d'])).status, 200)
+    const stats = sink().stats('r1')
+    assert.equal(stats.produceRequests, 5)
+    assert.equal(stats.throttled, 2)
+    assert.equal(stats.accepted, 3)
+    assert.equal(stats.recordsStored, 3)
+    assert.equal(sink().stats('r2').throttled, 0, 'other topics are not limited')
+  })
+
+  it('a fixed Retry-After is sent as given', async () => {
+    sink().setThrottle({ ratePerSecond: 0.5, burst: 1, retryAfter: 3, topic: 'r3' })
+    assert.equal((await up('r3', ['a'])).status, 200)
+    const res = await fetch(`${sink().url}/produce`, {
+      method: 'POST',
+      headers: { authorization: AUTH },
+      body: JSON.stringify([{ topic: 'r3', value: 'b' }]),
+    })
+    assert.equal(res.status, 429)
+    assert.equal(res.headers.get('retry-after'), '3')
+  })
+
+  it('request size: 413 beyond maxRequestBytes in the dialect shape, counted as refused', async () => {
+    sink().setThrottle({ maxRequestBytes: 200, topic: 's1' })
+    assert.equal((await up('s1', ['small'])).status, 200)
+    const big = await up('s1', ['x'.repeat(300)])
+    assert.deepEqual([big.status, big.json], [413, { error: 'Payload Too Large', status: 413 }])
+    const v2 = await post(
+      `${sink().url}/topics/s1`,
+      { records: [{ value: b64('y'.repeat(300)) }] },
+      { 'content-type': V2_BINARY },
+    )
+    assert.equal(v2.status, 413)
+    const stats = sink().stats('s1')
+    assert.deepEqual(
+      [stats.produceRequests, stats.tooLarge, stats.rejected, stats.accepted, stats.recordsStored],
+      [3, 2, 2, 1, 1],
+    )
+  })
+
+  it('control API: set, list, validate, clear; reset restores the start-time throttle', async () => {
+    const bad = await post(`${sink().url}/__sink/throttle`, { ratePerSecond: 0 })
+    assert.equal(bad.status, 400)
+    const typo = await post(`${sink().url}/__sink/throttle`, { rate: 5 })
+    assert.equal(typo.status, 400)
+    const empty = await post(`${sink().url}/__sink/throttle`, { topic: 'c1' })
+    assert.equal(empty.status, 400)
+    const ok = await post(`${sink().url}/__sink/throttle`, {
+      ratePerSecond: 1,
+      burst: 1,
+      topic: 'c1',
+    })
+    assert.equal(ok.status, 200)
+    assert.equal((await up('c1', ['a'])).status, 200)
+    assert.equal((await up('c1', ['b'])).status, 429)
+    const listed = (await (await fetch(`${sink().url}/__sink/throttle`)).json()) as {
+      throttles: { topic?: string }[]
+    }
+    assert.ok(listed.throttles.some((t) => t.topic === 'c1'))
+    assert.ok(listed.throttles.some((t) => t.topic === 'start'))
+    const stats = (await (await fetch(`${sink().url}/__sink/stats?topic=c1`)).json()) as Record<
+      string,
+      unknown
+    >
+    assert.equal(stats.throttled, 1)
+    await fetch(`${sink().url}/__sink/throttle?topic=c1`, { method: 'DELETE' })
+    assert.equal((await up('c1', ['c'])).status, 200)
+    sink().setThrottle({ ratePerSecond: 1, topic: 'c2' })
+    sink().reset()
+    const after = (await (await fetch(`${sink().url}/__sink/throttle`)).json()) as {
+      throttles: { topic?: string }[]
+    }
+    assert.deepEqual(
+      after.throttles.map((t) => t.topic),
+      ['start'],
+    )
+  })
+
+  it('cli.ts takes the throttle from flags and the environment, and refuses a bad one', async () => {
+    const cwd = new URL('../..', import.meta.url)
+    const child = spawn(
+      process.execPath,
+      ['dev/sink/cli.ts', '--port', '0', '--rate-limit', '1', '--retry-after', '2'],
+      { cwd, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SINK_BURST: '1' } },
+    )
+    const line = await new Promise<string>((resolve, reject) => {
+      child.stdout.once('data', (d: Buffer) => resolve(d.toString()))
+      child.once('exit', (code) => reject(new Error(`cli exited ${code}`)))
+    })
+    const url = /http:\/\/127\.0\.0\.1:\d+/.exec(line)?.[0]
+    assert.ok(url, line)
+    const listed = (await (await fetch(`${url}/__sink/throttle`)).json()) as {
+      throttles: unknown[]
+    }
+    assert.deepEqual(listed.throttles, [{ ratePerSecond: 1, burst: 1, retryAfter: 2 }])
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
+    child.kill('SIGTERM')
+    assert.equal(await exited, 0)
+    const bad = spawn(process.execPath, ['dev/sink/cli.ts', '--port', '0', '--rate-limit', 'x'], {
+      cwd,
+      stdio: ['ignore', 'ignore', 'ignore'],
+    })
+    assert.equal(await new Promise((resolve) => bad.once('exit', resolve)), 2)
+  })
+})
+
 describe('lifecycle', () => {
   it('close() finishes promptly with a hanging request and keep-alive connections', async () => {
     const sink = await startSink({ port: 0 })

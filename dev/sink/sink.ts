@@ -1,8 +1,9 @@
 /**
  * A local Kafka REST server ("the sink") for tests, `npm run dev` and benchmarks. It speaks the
  * producer side of three dialects (Upstash, Confluent v3, Kafka REST v2 in three flavors), keeps
- * every record's bytes in memory, and can be told to misbehave (faults) through a control API
- * under `/__sink/` or the methods of {@link RunningSink}. Dependency-free: node:http only.
+ * every record's bytes in memory, and can be told to misbehave (faults) or to act as a throttled
+ * managed endpoint (a produce request rate and size, see throttle.ts) through a control API under
+ * `/__sink/` or the methods of {@link RunningSink}. Dependency-free: node:http only.
  *
  * Which Kafka REST v2 implementation it imitates is, from weakest to strongest: the sink's
  * setting (`v2Flavor`, `POST /__sink/config`), a path prefix on the request
@@ -20,6 +21,7 @@ import { FaultError, FaultRegistry, failingIndexes, htmlErrorPage, parseFault } 
 import type { DialectContext, DialectModule, Route, SinkReply, SinkRequest } from './http.ts'
 import { basicCredentials, json, sameSecret } from './http.ts'
 import { MessageStore } from './store.ts'
+import { parseThrottle, ThrottleError, ThrottleRegistry, type Verdict } from './throttle.ts'
 import type {
   Dialect,
   Fault,
@@ -28,6 +30,7 @@ import type {
   SinkOptions,
   SinkStats,
   StoredMessage,
+  Throttle,
   V2Flavor,
 } from './types.ts'
 
@@ -38,6 +41,7 @@ export type {
   SinkOptions,
   SinkStats,
   StoredMessage,
+  Throttle,
   V2Flavor,
 } from './types.ts'
 
@@ -52,11 +56,13 @@ const emptyCounters = (): Counters => ({
   accepted: 0,
   rejected: 0,
   failedByFault: 0,
+  throttled: 0,
+  tooLarge: 0,
   faults: { status: 0, hang: 0, html: 0, partial: 0, delay: 0 },
 })
 
 /** Where a produce request ended, for the counters. */
-type Result = 'accepted' | 'rejected' | 'fault'
+type Result = 'accepted' | 'rejected' | 'fault' | 'throttled' | 'too_large'
 
 /** Global and per-topic counters of produce requests. */
 class Stats {
@@ -92,7 +98,11 @@ class Stats {
     this.#each(topics, (c) => {
       if (result === 'accepted') c.accepted++
       else if (result === 'rejected') c.rejected++
-      else c.failedByFault++
+      else if (result === 'throttled') c.throttled++
+      else if (result === 'too_large') {
+        c.rejected++
+        c.tooLarge++
+      } else c.failedByFault++
     })
   }
 
@@ -188,6 +198,9 @@ export async function startSink(options: SinkOptions = {}): Promise<RunningSink>
     topics: options.topics ?? [],
   })
   const faults = new FaultRegistry()
+  const throttles = new ThrottleRegistry()
+  const startThrottle = options.throttle ? parseThrottle(options.throttle) : null
+  throttles.set(startThrottle)
   const stats = new Stats()
   const modules: DialectModule[] = [createConfluentV3(), createKafkaRestV2(), createUpstash()]
   const sockets = new Set<Socket>()
@@ -238,6 +251,21 @@ export async function startSink(options: SinkOptions = {}): Promise<RunningSink>
       case 'DELETE fault':
         faults.clear(topic)
         return json(200, { faults: faults.list() })
+      case 'GET throttle':
+        return json(200, { throttles: throttles.list() })
+      case 'POST throttle':
+        try {
+          const throttle = parseThrottle(parseJsonBody())
+          throttles.set(throttle)
+          return json(200, { throttle })
+        } catch (e) {
+          if (e instanceof ThrottleError || e instanceof SyntaxError)
+            return json(400, { error: e.message })
+          throw e
+        }
+      case 'DELETE throttle':
+        throttles.clear(topic)
+        return json(200, { throttles: throttles.list() })
       case 'GET config':
         return json(200, {
           v2Flavor: sinkFlavor,
@@ -403,11 +431,29 @@ export async function startSink(options: SinkOptions = {}): Promise<RunningSink>
         const { route } = found
         if (route.kind === 'produce') {
           stats.received(route.dialect, route.topics)
-          stats.finished('rejected', route.topics)
+          stats.finished('too_large', route.topics)
         }
         reply = found.module.statusReply(413, requested ?? sinkFlavor)
       } else {
-        reply = await dispatch(found.route, found.module, request, res, requested)
+        const { route, module } = found
+        const verdict: Verdict =
+          route.kind === 'produce' ? throttles.check(route.topics, body.length) : { kind: 'pass' }
+        if (route.kind === 'produce' && verdict.kind !== 'pass') {
+          stats.received(route.dialect, route.topics)
+          stats.finished(verdict.kind, route.topics)
+          const flavor = requested ?? sinkFlavor
+          if (verdict.kind === 'throttled') {
+            const refusal = module.statusReply(429, flavor)
+            reply = {
+              ...refusal,
+              headers: { ...refusal.headers, 'retry-after': String(verdict.retryAfter) },
+            }
+          } else {
+            reply = module.statusReply(413, flavor)
+          }
+        } else {
+          reply = await dispatch(route, module, request, res, requested)
+        }
       }
     }
     if (reply) send(res, reply)
@@ -461,6 +507,8 @@ export async function startSink(options: SinkOptions = {}): Promise<RunningSink>
       dropHeld()
       store.reset()
       faults.clear()
+      throttles.clear()
+      throttles.set(startThrottle)
       stats.reset()
       for (const m of modules) m.reset?.()
     },
@@ -470,6 +518,10 @@ export async function startSink(options: SinkOptions = {}): Promise<RunningSink>
     },
 
     stats: (topic?: string) => stats.get(topic, recordsStored(topic)),
+
+    setThrottle(throttle: Throttle | null) {
+      throttles.set(throttle === null ? null : parseThrottle(throttle))
+    },
 
     setV2Flavor(flavor: V2Flavor) {
       if (!FLAVORS.includes(flavor)) throw new Error(`unknown v2Flavor ${String(flavor)}`)

@@ -93,6 +93,24 @@ export type Fault = StatusFault | HangFault | HtmlFault | PartialFault | DelayFa
 /** Names of the fault kinds. */
 export type FaultKind = Fault['kind']
 
+/**
+ * The sink as a throttled endpoint. Produce requests beyond `ratePerSecond` (a token bucket of
+ * `burst` tokens) are answered 429 with `Retry-After`; bodies over `maxRequestBytes`, 413. Both
+ * answers are in the dialect's error shape. With a `topic`, only requests writing to it count.
+ */
+export type Throttle = {
+  /** Produce requests admitted per second (the bucket's refill rate). */
+  ratePerSecond?: number
+  /** Requests admitted at once after a quiet spell (default: one second's worth, at least 1). */
+  burst?: number
+  /** `Retry-After` of a 429, seconds (default: until the next token, rounded up, at least 1). */
+  retryAfter?: number
+  /** Largest produce request body accepted, bytes. */
+  maxRequestBytes?: number
+  /** Only produce requests writing to this topic are counted and limited. */
+  topic?: string
+}
+
 /** Counters, for the whole sink or for one topic. */
 export type SinkStats = {
   /** Produce requests received (every attempt counts, including those refused or faulted). */
@@ -105,6 +123,10 @@ export type SinkStats = {
   rejected: number
   /** Produce requests a failing fault (status, hang, html, partial) was applied to. */
   failedByFault: number
+  /** Produce requests refused with 429 by a throttle's request rate. */
+  throttled: number
+  /** Produce requests refused with 413 for their size (also counted in `rejected`). */
+  tooLarge: number
   /** Faults applied, per kind (delay included). */
   faults: Record<FaultKind, number>
   /** Records stored. */
@@ -137,6 +159,8 @@ export type SinkOptions = {
   maxBodyBytes?: number
   /** Log one line per request to stderr. */
   log?: boolean
+  /** A global throttle from the start (restored by reset). */
+  throttle?: Throttle
 }
 
 /** A running sink. */
@@ -159,4 +183,9 @@ export type RunningSink = {
   stats(topic?: string): SinkStats
   /** Switches the Kafka REST v2 flavor. */
   setV2Flavor(flavor: V2Flavor): void
+  /**
+   * Installs a throttle. With a `topic` it replaces only that topic's; without, the global one.
+   * `null` removes every throttle.
+   */
+  setThrottle(throttle: Throttle | null): void
 }

@@ -17,6 +17,7 @@ import {
   restCodeReason,
   utf8Base64,
 } from './rest.ts'
+import { type RequestSize, utf8Length } from './split.ts'
 
 /** Connection settings for Confluent v3: the endpoint plus the cluster id (`lkc-…`). */
 export type ConfluentV3Config = RestEndpoint & { clusterId: string }
@@ -35,6 +36,25 @@ export function v3Record(message: KafkaMessage): string {
       ? { headers: message.headers.map((h) => ({ name: h.key, value: utf8Base64(h.value) })) }
       : {}),
   })
+}
+
+/**
+ * Records measured for a split, kept until the request that sends them is built: measuring a
+ * maximal request costs as much as encoding it, so it is encoded once.
+ */
+const measured = new WeakMap<KafkaMessage, string>()
+
+const encoded = (message: KafkaMessage) => measured.get(message) ?? v3Record(message)
+
+/** The v3 body is the records' JSON objects, one per line. */
+export const v3RequestSize: RequestSize = {
+  base: 0,
+  separator: 1,
+  record: (message) => {
+    const record = v3Record(message)
+    measured.set(message, record)
+    return utf8Length(record)
+  },
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
@@ -150,7 +170,7 @@ export class ConfluentV3Producer implements JobProducer {
           'content-type': 'application/json',
           accept: 'application/json',
         },
-        batch.map(v3Record).join('\n'),
+        batch.map(encoded).join('\n'),
         deadline,
         batch.length,
       )

@@ -17,6 +17,7 @@ import {
   restCodeReason,
   utf8Base64,
 } from './rest.ts'
+import { type RequestSize, utf8Length } from './split.ts'
 
 /**
  * The binary embedded format: key and value travel as base64 and land as exactly those bytes on
@@ -33,6 +34,21 @@ export function v2Body(messages: readonly KafkaMessage[]): string {
   return JSON.stringify({
     records: messages.map((m) => ({ key: utf8Base64(m.key), value: utf8Base64(m.value) })),
   })
+}
+
+const base64Length = (bytes: number) => 4 * Math.ceil(bytes / 3)
+
+/**
+ * `{"records":[` + records joined by commas + `]}`; a record is `{"key":"…","value":"…"}` around
+ * two base64 strings, whose length follows from the UTF-8 length alone.
+ */
+export const v2RequestSize: RequestSize = {
+  base: '{"records":[]}'.length,
+  separator: 1,
+  record: (m) =>
+    '{"key":"","value":""}'.length +
+    base64Length(utf8Length(m.key)) +
+    base64Length(utf8Length(m.value)),
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> =>

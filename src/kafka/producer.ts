@@ -74,8 +74,18 @@ const RETRIABLE: ReadonlySet<ProduceFailureReason> = new Set([
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 /**
+ * A throttle answer: a 429, or a 503 carrying `Retry-After` (how REST proxies and gateways say
+ * "come back later"). Retrying it inside the request only spends the endpoint's request budget
+ * on an attempt bound to be throttled again; other failures keep the ordinary retry policy.
+ */
+export const isThrottled = (result: ProduceResult): boolean =>
+  !result.ok &&
+  (result.status === 429 || (result.status === 503 && result.retryAfterSeconds !== undefined))
+
+/**
  * Produces under an explicit policy: one deadline for everything, retries only for retriable
- * failures, and a retry re-sends only the messages not yet acknowledged.
+ * failures that are not throttle answers, and a retry re-sends only the messages not yet
+ * acknowledged.
  */
 export async function produceWithPolicy(
   producer: JobProducer,
@@ -109,6 +119,7 @@ export async function produceWithPolicy(
     if (
       pending.length === 0 ||
       !RETRIABLE.has(result.reason) ||
+      isThrottled(result) ||
       attempts > policy.retries ||
       remaining <= pause
     ) {

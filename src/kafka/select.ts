@@ -1,8 +1,9 @@
 import type { Config, KafkaSettings } from '../config.ts'
-import { ConfluentV3Producer } from './confluent-v3.ts'
-import { KafkaRestV2Producer } from './kafka-rest-v2.ts'
+import { ConfluentV3Producer, v3RequestSize } from './confluent-v3.ts'
+import { KafkaRestV2Producer, v2RequestSize } from './kafka-rest-v2.ts'
 import type { JobProducer } from './producer.ts'
-import { UpstashProducer } from './upstash.ts'
+import { type RequestSize, SizeLimitedProducer } from './split.ts'
+import { UpstashProducer, upstashRequestSize } from './upstash.ts'
 
 /** The adapter for the configured dialect (`KAFKA_REST_DIALECT`). */
 export function createProducer(kafka: KafkaSettings): JobProducer {
@@ -16,16 +17,33 @@ export function createProducer(kafka: KafkaSettings): JobProducer {
   }
 }
 
+/** How the dialect's produce body grows with its records. */
+export function requestSizeOf(dialect: KafkaSettings['dialect']): RequestSize {
+  switch (dialect) {
+    case 'upstash':
+      return upstashRequestSize
+    case 'confluent-v3':
+      return v3RequestSize
+    case 'kafka-rest-v2':
+      return v2RequestSize
+  }
+}
+
 const producers = new WeakMap<Config, JobProducer>()
 
 /**
  * One producer per configuration, that is per isolate and deployment: the configuration object
- * is cached per env object, so its producer (and `@upstash/kafka`'s client) is built once.
+ * is cached per env object, so its producer (and `@upstash/kafka`'s client) is built once. No
+ * request it sends exceeds `KAFKA_REST_MAX_REQUEST_BYTES` of produce body.
  */
 export function producerFor(config: Config): JobProducer {
   let producer = producers.get(config)
   if (!producer) {
-    producer = createProducer(config.kafka)
+    producer = new SizeLimitedProducer(
+      createProducer(config.kafka),
+      requestSizeOf(config.kafka.dialect),
+      config.delivery.maxRequestBytes,
+    )
     producers.set(config, producer)
   }
   return producer

@@ -8,6 +8,7 @@ import type {
   ProduceResult,
 } from './producer.ts'
 import { failAll, statusReason } from './rest.ts'
+import { jsonStringLength, type RequestSize } from './split.ts'
 
 /** Connection settings for an endpoint that speaks Upstash's Kafka REST dialect. */
 export type UpstashConfig = { url: string; username: string; password: string }
@@ -52,6 +53,30 @@ function sendWithoutStack(producer: Producer, messages: readonly KafkaMessage[])
   } finally {
     Error.stackTraceLimit = limit
   }
+}
+
+/**
+ * `@upstash/kafka` posts `JSON.stringify` of the messages as an array (it moves `value` last,
+ * which changes no length).
+ */
+export const upstashRequestSize: RequestSize = {
+  base: 2,
+  separator: 1,
+  record: (message) => {
+    // {"topic":…,"key":…,"value":…} and ,"headers":[{"key":…,"value":…},…] when there are any.
+    let bytes =
+      '{"topic":,"key":,"value":}'.length +
+      jsonStringLength(message.topic) +
+      jsonStringLength(message.key) +
+      jsonStringLength(message.value)
+    if (message.headers) {
+      bytes += ',"headers":[]'.length + Math.max(0, message.headers.length - 1)
+      for (const h of message.headers) {
+        bytes += '{"key":,"value":}'.length + jsonStringLength(h.key) + jsonStringLength(h.value)
+      }
+    }
+    return bytes
+  },
 }
 
 type Metadata = { topic: string; partition: number; offset: number }

@@ -1,5 +1,7 @@
 import * as z from 'zod'
 import { type Config, loadConfig } from '../config.ts'
+import { breakerFor } from '../delivery/breaker.ts'
+import { breakerKey, pauseOf } from '../delivery/deliver.ts'
 import { JOB_ID_HEADER } from '../kafka/jobs.ts'
 import { type JobProducer, type ProduceResult, produceWithPolicy } from '../kafka/producer.ts'
 import type { QueueConfig } from './config.ts'
@@ -69,14 +71,32 @@ export async function consumeScoreJobs(
     else await deadLetter(env, message, undefined, 'malformed queue message', counts)
   }
 
-  // One produce call for the whole batch: the adapters split it by topic where their API must.
+  // One produce call for the whole batch (up to max_batch_size jobs): one Kafka REST request,
+  // or a few when KAFKA_REST_MAX_REQUEST_BYTES or topics split it. While this isolate's throttle
+  // breaker is open the batch waits on the queue without calling Kafka, as direct requests do.
   let failure: Failure | undefined
   if (valid.length > 0) {
-    const { result } = await produceWithPolicy(
-      producerFor(base.config),
-      valid.map(({ job }) => job),
-      { timeoutMs: queueConfig.produceTimeoutMs, retries: 0, backoffMs: 0 },
-    )
+    const breaker = breakerFor(breakerKey(base.config))
+    const admission = breaker.admit(queueConfig.produceTimeoutMs)
+    let result: ProduceResult
+    if (admission === 'skip') {
+      result = {
+        ok: false,
+        reason: 'unavailable',
+        detail: 'not sent: Kafka REST is throttling this isolate (breaker open)',
+        acknowledged: valid.map(() => false),
+        retryAfterSeconds: breaker.remainingSeconds(),
+      }
+    } else {
+      result = (
+        await produceWithPolicy(
+          producerFor(base.config),
+          valid.map(({ job }) => job),
+          { timeoutMs: queueConfig.produceTimeoutMs, retries: 0, backoffMs: 0 },
+        )
+      ).result
+      breaker.record(result, admission, pauseOf(base.config))
+    }
     if (!result.ok) failure = result
     for (const [i, { message, job }] of valid.entries()) {
       if (result.ok || result.acknowledged[i]) {

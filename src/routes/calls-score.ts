@@ -4,17 +4,16 @@ import type { AppDeps } from '../app.ts'
 import { apiKeyAuth } from '../auth/basic-auth.ts'
 import { grantsProject } from '../auth/keys.ts'
 import { requireConfig } from '../config.ts'
+import { deliverJobs } from '../delivery/deliver.ts'
 import type { AppEnv } from '../env.ts'
 import { ApiError, jsonResponse, methodNotAllowed, RequestValidationError } from '../errors.ts'
 import { fastapiJsonBody } from '../fastapi/body.ts'
 import { edgeErrors } from '../fastapi/validation.ts'
 import { buildScoreJobs } from '../kafka/jobs.ts'
-import { produceWithPolicy } from '../kafka/producer.ts'
 import { perSetting } from '../lib/per-setting.ts'
 import { validateJson } from '../lib/validator.ts'
 import { rateLimitPerKey } from '../middleware/rate-limit.ts'
 import { REQUEST_ID_HEADER } from '../middleware/request-context.ts'
-import { enqueueJobs } from '../queue/jobs-queue.ts'
 import { CallsScoreReq, CLIENT_REF } from '../schemas/calls-score.ts'
 
 const bodyLimitOf = perSetting(
@@ -37,7 +36,7 @@ const limitBody: MiddlewareHandler<AppEnv> = (c, next) =>
 /**
  * `POST /calls/score`: authenticate, read and validate the body like FastAPI, apply the edge's
  * checks, authorize every project involved, then answer `{}` only once every job is durably held:
- * acknowledged by Kafka, or accepted by the fallback queue. Other methods get FastAPI's 405.
+ * acknowledged by Kafka, or accepted by the queue (`deliverJobs`). Other methods get FastAPI's 405.
  */
 export function registerCallsScore(app: Hono<AppEnv>, deps: AppDeps): void {
   app.post(
@@ -82,37 +81,12 @@ export function registerCallsScore(app: Hono<AppEnv>, deps: AppDeps): void {
       log.messages = messages.length
       if (messages.length === 0) return accepted()
 
-      const { result, attempts } = await produceWithPolicy(deps.producerFor(config), messages, {
-        timeoutMs: config.produceTimeoutMs,
-        retries: config.produceRetries,
-        backoffMs: 100,
+      await deliverJobs(messages, {
+        config,
+        producer: deps.producerFor(config),
+        queue: c.env.SCORE_QUEUE,
+        log,
       })
-      log.kafka_attempts = attempts
-      if (result.ok) return accepted()
-
-      // Kafka did not acknowledge everything in time: the rest goes to the durable queue, and
-      // the client still gets {} once the queue holds it. Only a refusal there is a 503.
-      const pending = messages.filter((_, i) => !result.acknowledged[i])
-      const kafkaLog = {
-        level: result.reason === 'unauthorized' ? 'alarm' : 'warn',
-        kafka_reason: result.reason,
-        kafka_status: result.status,
-        kafka_detail: result.detail,
-        kafka_acknowledged: messages.length - pending.length,
-      }
-      const queued = await enqueueJobs(c.env.SCORE_QUEUE, pending, {
-        timeoutMs: config.queue.sendTimeoutMs,
-        projectBuckets: config.projectBuckets,
-      })
-      if (!queued.ok) {
-        throw new ApiError(
-          'kafka_unavailable',
-          'Kafka is unavailable: the scoring jobs were not accepted. Retry later.',
-          { 'Retry-After': String(config.retryAfterSeconds) },
-          { ...kafkaLog, level: 'error', queue_reason: queued.reason, queue_detail: queued.detail },
-        )
-      }
-      Object.assign(log, kafkaLog, { outcome: 'queued', queued: queued.queued })
       return accepted()
     },
   )

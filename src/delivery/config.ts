@@ -1,0 +1,50 @@
+import * as z from 'zod'
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+
+/** What `200 {}` waits for (docs/scaling.md, "DELIVERY_MODE"). */
+export const DELIVERY_MODES = ['direct', 'queue'] as const
+
+/** One of {@link DELIVERY_MODES}. */
+export type DeliveryMode = (typeof DELIVERY_MODES)[number]
+
+const DeliveryConfigSchema = z.object({
+  DELIVERY_MODE: z.preprocess(
+    (v) => (v === undefined || v === '' ? 'direct' : v),
+    z.enum(DELIVERY_MODES, { error: `must be one of ${DELIVERY_MODES.join(', ')}` }),
+  ),
+  // Below 64 KiB one maximal job (100 ids, 100 refs) would not fit a request on its own.
+  KAFKA_REST_MAX_REQUEST_BYTES: int(65_536, 100 * 1024 * 1024),
+  KAFKA_THROTTLE_PAUSE_SECONDS: int(0, 3_600),
+  KAFKA_THROTTLE_MAX_PAUSE_SECONDS: int(0, 3_600),
+})
+
+/** How accepted jobs travel to Kafka (wrangler vars). */
+export type DeliveryConfig = {
+  mode: DeliveryMode
+  /** Largest produce body sent in one Kafka REST request, as the dialect encodes it. */
+  maxRequestBytes: number
+  /** Pause after a throttle answer without a usable `Retry-After`. */
+  throttlePauseSeconds: number
+  /** Longest pause a `Retry-After` can impose before one request probes again. */
+  throttleMaxPauseSeconds: number
+}
+
+const cache = new WeakMap<object, DeliveryConfig | string[]>()
+
+/** Parses (and caches per env object) the delivery settings; problems come back as a list. */
+export function loadDeliveryConfig(env: Env): DeliveryConfig | string[] {
+  const cached = cache.get(env)
+  if (cached) return cached
+  const parsed = DeliveryConfigSchema.safeParse(env)
+  const result = parsed.success
+    ? {
+        mode: parsed.data.DELIVERY_MODE,
+        maxRequestBytes: parsed.data.KAFKA_REST_MAX_REQUEST_BYTES,
+        throttlePauseSeconds: parsed.data.KAFKA_THROTTLE_PAUSE_SECONDS,
+        throttleMaxPauseSeconds: parsed.data.KAFKA_THROTTLE_MAX_PAUSE_SECONDS,
+      }
+    : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)
+  cache.set(env, result)
+  return result
+}

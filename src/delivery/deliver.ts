@@ -1,0 +1,128 @@
+/**
+ * Where an accepted request's jobs go: to Kafka REST directly (falling back to the queue), or
+ * straight to the queue. The route calls {@link deliverJobs} and answers `{}` once it returns.
+ */
+import type { Config } from '../config.ts'
+import { ApiError } from '../errors.ts'
+import { type JobProducer, type KafkaMessage, produceWithPolicy } from '../kafka/producer.ts'
+import type { RequestLog } from '../middleware/request-context.ts'
+import { enqueueJobs, type QueuedJob } from '../queue/jobs-queue.ts'
+import { breakerFor, type PauseSettings } from './breaker.ts'
+
+const keys = new WeakMap<Config, string>()
+
+/**
+ * The breaker's key: the endpoint (never its credentials) and the topic. Cached per configuration,
+ * that is per isolate and deployment.
+ */
+export function breakerKey(config: Config): string {
+  const cached = keys.get(config)
+  if (cached !== undefined) return cached
+  const { kafka } = config
+  let endpoint = kafka.url
+  try {
+    const url = new URL(kafka.url)
+    endpoint = `${url.origin}${url.pathname}`
+  } catch {
+    // Config checked the URL already; keep it as it is.
+  }
+  const cluster = kafka.dialect === 'confluent-v3' ? ` ${kafka.clusterId}` : ''
+  const key = `${kafka.dialect} ${endpoint}${cluster} ${config.topic}`
+  keys.set(config, key)
+  return key
+}
+
+/** The breaker's pauses, from the configuration. */
+export const pauseOf = (config: Config): PauseSettings => ({
+  defaultSeconds: config.delivery.throttlePauseSeconds,
+  maxSeconds: config.delivery.throttleMaxPauseSeconds,
+})
+
+/** What deliverJobs needs from the request. */
+export type DeliveryContext = {
+  config: Config
+  producer: JobProducer
+  queue: Queue<QueuedJob> | undefined
+  /** The request's log line, completed with how the jobs travelled. */
+  log: RequestLog
+}
+
+/**
+ * Makes a request's jobs durable, or throws the 503 the client must see.
+ *
+ * - `DELIVERY_MODE=queue`: every job goes to the queue; `{}` then means durably queued, and the
+ *   queue consumer produces them to Kafka in batches.
+ * - `DELIVERY_MODE=direct`: produce under the request's policy (deadline, retries) unless the
+ *   isolate's throttle breaker is open; whatever Kafka did not acknowledge (a throttle answer is
+ *   not retried in the request) goes to the queue.
+ *
+ * Only a refusal by the queue too is a 503, with `Retry-After`.
+ */
+export async function deliverJobs(
+  messages: readonly KafkaMessage[],
+  { config, producer, queue, log }: DeliveryContext,
+): Promise<void> {
+  if (config.delivery.mode === 'queue') {
+    log.delivery = 'queue'
+    await toQueue(messages, messages, { config, queue, log }, {})
+    return
+  }
+  const breaker = breakerFor(breakerKey(config))
+  const admission = breaker.admit(config.produceTimeoutMs)
+  if (admission === 'skip') {
+    await toQueue(messages, messages, { config, queue, log }, { kafka_skipped: 'throttled' })
+    return
+  }
+  if (admission === 'probe') log.kafka_probe = true
+  const { result, attempts } = await produceWithPolicy(producer, messages, {
+    timeoutMs: config.produceTimeoutMs,
+    retries: config.produceRetries,
+    backoffMs: 100,
+  })
+  breaker.record(result, admission, pauseOf(config))
+  log.kafka_attempts = attempts
+  if (result.ok) return
+
+  // Kafka did not acknowledge everything in time: the rest goes to the durable queue, and
+  // the client still gets {} once the queue holds it. Only a refusal there is a 503.
+  const pending = messages.filter((_, i) => !result.acknowledged[i])
+  await toQueue(
+    messages,
+    pending,
+    { config, queue, log },
+    {
+      level: result.reason === 'unauthorized' ? 'alarm' : 'warn',
+      kafka_reason: result.reason,
+      kafka_status: result.status,
+      kafka_detail: result.detail,
+      kafka_acknowledged: messages.length - pending.length,
+    },
+  )
+}
+
+async function toQueue(
+  all: readonly KafkaMessage[],
+  pending: readonly KafkaMessage[],
+  { config, queue, log }: Omit<DeliveryContext, 'producer'>,
+  kafkaLog: Record<string, unknown>,
+): Promise<void> {
+  const queued = await enqueueJobs(queue, pending, {
+    timeoutMs: config.queue.sendTimeoutMs,
+    projectBuckets: config.projectBuckets,
+  })
+  if (!queued.ok) {
+    throw new ApiError(
+      'kafka_unavailable',
+      'Kafka is unavailable: the scoring jobs were not accepted. Retry later.',
+      { 'Retry-After': String(config.retryAfterSeconds) },
+      {
+        ...kafkaLog,
+        level: 'error',
+        kafka_acknowledged: all.length - pending.length,
+        queue_reason: queued.reason,
+        queue_detail: queued.detail,
+      },
+    )
+  }
+  Object.assign(log, kafkaLog, { outcome: 'queued', queued: queued.queued })
+}

@@ -1,0 +1,126 @@
+/**
+ * Keeps every Kafka REST request under a byte limit (`KAFKA_REST_MAX_REQUEST_BYTES`): a layer
+ * above the dialect adapters, so that the direct produce and the queue consumer split alike and
+ * each adapter still sends exactly the messages it is given in one request.
+ */
+import type { Deadline, JobProducer, KafkaMessage, ProduceResult } from './producer.ts'
+
+/**
+ * How a dialect's produce body grows with its records, in UTF-8 bytes as sent: a fixed part,
+ * one record's encoding, and what separates two records. Exact for every dialect: measured from
+ * the same encoding the adapter sends.
+ */
+export type RequestSize = {
+  /** Bytes of an empty request body's envelope (`{"records":[]}` is 14). */
+  base: number
+  /** Bytes between two records (a comma, a newline). */
+  separator: number
+  /** Bytes of one record's encoding. */
+  record(message: KafkaMessage): number
+}
+
+const utf8 = new TextEncoder()
+
+/** UTF-8 length of a string: its length when ASCII (almost always), else encoded. */
+export const utf8Length = (text: string): number =>
+  /[\u0080-\uffff]/.test(text) ? utf8.encode(text).length : text.length
+
+/**
+ * UTF-8 length of `JSON.stringify(text)` without building it when the text is printable ASCII (a
+ * job's value is JSON text, almost always ASCII): the quotes, plus one byte for each `"` and `\`
+ * it escapes. Anything else is stringified. Half the cost of stringifying a maximal request.
+ */
+export function jsonStringLength(text: string): number {
+  if (/[^\u0020-\u007e]/.test(text)) return utf8Length(JSON.stringify(text))
+  let bytes = text.length + 2
+  for (let i = text.indexOf('"'); i !== -1; i = text.indexOf('"', i + 1)) bytes++
+  for (let i = text.indexOf('\\'); i !== -1; i = text.indexOf('\\', i + 1)) bytes++
+  return bytes
+}
+
+/**
+ * A cheap bound no dialect's encoding of the message exceeds: at most 6 bytes per UTF-16 unit
+ * (a `\u001f` escape; UTF-8 needs 3, base64 of it 4) plus room for the record's field names.
+ * Requests under the limit by this bound (nearly all) are sent without being measured.
+ */
+function upperBound(message: KafkaMessage): number {
+  let units = message.key.length + message.value.length
+  let headers = 0
+  for (const h of message.headers ?? []) {
+    units += h.key.length + h.value.length
+    headers++
+  }
+  return 128 + 32 * headers + 6 * units
+}
+
+/**
+ * Groups message indexes, in order, into requests of at most `maxBytes` by `size`. A message that
+ * is over the limit on its own goes alone: the endpoint's answer (a 413) then decides its fate,
+ * as it would have without the limit.
+ */
+export function splitBySize(
+  messages: readonly KafkaMessage[],
+  size: RequestSize,
+  maxBytes: number,
+): number[][] {
+  const groups: number[][] = []
+  let current: number[] = []
+  let bytes = size.base
+  for (const [i, message] of messages.entries()) {
+    const n = size.record(message)
+    if (current.length > 0 && bytes + size.separator + n > maxBytes) {
+      groups.push(current)
+      current = []
+      bytes = size.base
+    }
+    bytes += (current.length > 0 ? size.separator : 0) + n
+    current.push(i)
+  }
+  if (current.length > 0) groups.push(current)
+  return groups
+}
+
+/**
+ * A producer that sends through `inner` in requests of at most `maxBytes`. A request that fits
+ * (nearly all) goes through untouched. Larger ones are sent one part after the other under the
+ * caller's deadline; the first part that fails ends the produce, the later parts count as not
+ * acknowledged with that failure's reason (a throttled endpoint is not sent the rest), and the
+ * acknowledgements come back per message, in the caller's order, as from a single request.
+ */
+export class SizeLimitedProducer implements JobProducer {
+  readonly #inner: JobProducer
+  readonly #size: RequestSize
+  readonly #maxBytes: number
+
+  constructor(inner: JobProducer, size: RequestSize, maxBytes: number) {
+    this.#inner = inner
+    this.#size = size
+    this.#maxBytes = maxBytes
+  }
+
+  async produce(messages: readonly KafkaMessage[], deadline: Deadline): Promise<ProduceResult> {
+    let bound = this.#size.base
+    for (const m of messages) bound += upperBound(m)
+    if (bound <= this.#maxBytes) return this.#inner.produce(messages, deadline)
+    const groups = splitBySize(messages, this.#size, this.#maxBytes)
+    if (groups.length === 1) return this.#inner.produce(messages, deadline)
+    const acknowledged = messages.map(() => false)
+    for (const [g, group] of groups.entries()) {
+      const result = await this.#inner.produce(
+        group.map((i) => messages[i] as KafkaMessage),
+        deadline,
+      )
+      if (result.ok) {
+        for (const i of group) acknowledged[i] = true
+        continue
+      }
+      for (const [j, i] of group.entries()) acknowledged[i] = result.acknowledged[j] ?? false
+      return {
+        ...result,
+        detail: `request ${g + 1} of ${groups.length}: ${result.detail}`,
+        acknowledged,
+      }
+    }
+    return { ok: true }
+  }
+}

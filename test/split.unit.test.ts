@@ -1,0 +1,178 @@
+import { describe, expect, it } from 'vitest'
+import { v3Record, v3RequestSize } from '../src/kafka/confluent-v3.ts'
+import { v2Body, v2RequestSize } from '../src/kafka/kafka-rest-v2.ts'
+import type { JobProducer, KafkaMessage, ProduceResult } from '../src/kafka/producer.ts'
+import {
+  jsonStringLength,
+  type RequestSize,
+  SizeLimitedProducer,
+  splitBySize,
+} from '../src/kafka/split.ts'
+import { upstashRequestSize } from '../src/kafka/upstash.ts'
+
+const utf8 = (s: string) => new TextEncoder().encode(s).length
+
+const message = (value: string, key = 'acme/support-bot', id = 'job:0'): KafkaMessage => ({
+  topic: 't',
+  key,
+  value,
+  headers: [{ key: 'weave-job-id', value: id }],
+})
+
+// ASCII, JSON text with quotes, control escapes, non-ASCII (2-, 3- and 4-byte UTF-8).
+const samples: KafkaMessage[] = [
+  message('{"project_id":"acme/support-bot","call_ids":["a"],"scorer_refs":[],"wb_user_id":"u"}'),
+  message('{"call_ids":["x\\u001fy","\\"q\\""]}', 'acme/é-bot', 'job:1'),
+  message('{"call_ids":["日本語","😀"]}', 'ключ', 'job:2'),
+  message('', '', 'job:3'),
+]
+
+/** The bytes each dialect really sends for these messages in one request. */
+const encoded: Record<string, (ms: readonly KafkaMessage[]) => number> = {
+  'confluent-v3': (ms) => utf8(ms.map(v3Record).join('\n')),
+  'kafka-rest-v2': (ms) => utf8(v2Body(ms)),
+  // What @upstash/kafka posts: JSON.stringify of the array, value moved last.
+  upstash: (ms) => utf8(JSON.stringify(ms.map(({ value, ...rest }) => ({ ...rest, value })))),
+}
+const sizes: Record<string, RequestSize> = {
+  'confluent-v3': v3RequestSize,
+  'kafka-rest-v2': v2RequestSize,
+  upstash: upstashRequestSize,
+}
+
+const total = (size: RequestSize, ms: readonly KafkaMessage[]) =>
+  size.base + ms.reduce((n, m) => n + size.record(m), 0) + size.separator * (ms.length - 1)
+
+describe.each(Object.keys(sizes))('%s request size', (dialect) => {
+  const size = sizes[dialect] as RequestSize
+  const real = encoded[dialect] as (ms: readonly KafkaMessage[]) => number
+
+  it('is exactly the encoded body, for one record and for many, ASCII or not', () => {
+    for (const m of samples) expect(total(size, [m])).toBe(real([m]))
+    expect(total(size, samples)).toBe(real(samples))
+  })
+
+  it('splits so that no request is over the limit, and as few as possible', () => {
+    const many = Array.from({ length: 40 }, (_, i) =>
+      message(`{"call_ids":["${'é'.repeat(i * 7)}"]}`, 'k', `job:${i}`),
+    )
+    const limit = Math.floor(real(many) / 3)
+    const groups = splitBySize(many, size, limit)
+    expect(groups.flat()).toEqual(many.map((_, i) => i))
+    for (const g of groups)
+      expect(real(g.map((i) => many[i] as KafkaMessage))).toBeLessThanOrEqual(limit)
+    // Greedy: each group but the last would be over the limit with the next message added.
+    for (const [k, g] of groups.slice(0, -1).entries()) {
+      const next = groups[k + 1]?.[0] as number
+      expect(real([...g, next].map((i) => many[i] as KafkaMessage))).toBeGreaterThan(limit)
+    }
+  })
+})
+
+describe('jsonStringLength', () => {
+  it.each([
+    '',
+    'plain',
+    '{"a":["b","c\\"d"]}',
+    'back\\slash \\u001f',
+    'tab\there\u001f',
+    'del\u007f',
+    'é日本😀',
+    'lone \ud800 surrogate',
+    '\u2028\u2029',
+  ])('is the UTF-8 length of JSON.stringify(%j)', (text) => {
+    expect(jsonStringLength(text)).toBe(utf8(JSON.stringify(text)))
+  })
+})
+
+describe('splitBySize', () => {
+  const size: RequestSize = { base: 10, separator: 1, record: (m) => m.value.length }
+  const of = (...lengths: number[]) => lengths.map((n) => message('x'.repeat(n)))
+
+  it('keeps everything in one request when it fits, the limit included', () => {
+    expect(splitBySize(of(40, 49), size, 100)).toEqual([[0, 1]])
+  })
+
+  it('starts a new request at the first message that would go over', () => {
+    expect(splitBySize(of(40, 50, 10, 80), size, 100)).toEqual([[0], [1, 2], [3]])
+  })
+
+  it('sends a message over the limit on its own rather than never', () => {
+    expect(splitBySize(of(10, 500, 10), size, 100)).toEqual([[0], [1], [2]])
+  })
+})
+
+/** An inner producer that records each request and answers from a script. */
+function recording(answer: (sent: readonly KafkaMessage[], n: number) => ProduceResult) {
+  const requests: string[][] = []
+  const inner: JobProducer = {
+    produce: async (sent) => {
+      requests.push(sent.map((m) => m.headers?.[0]?.value ?? ''))
+      return answer(sent, requests.length)
+    },
+  }
+  return { inner, requests }
+}
+
+describe('SizeLimitedProducer', () => {
+  const size: RequestSize = { base: 0, separator: 0, record: (m) => m.value.length }
+  const jobs = Array.from({ length: 5 }, (_, i) => message('x'.repeat(30_000), 'k', `job:${i}`))
+  const deadline = { at: Date.now() + 10_000 }
+
+  it('passes a request that fits through untouched, as one request', async () => {
+    const { inner, requests } = recording(() => ({ ok: true }))
+    const producer = new SizeLimitedProducer(inner, size, 1_000_000)
+    expect(await producer.produce(jobs, deadline)).toEqual({ ok: true })
+    expect(requests).toHaveLength(1)
+  })
+
+  it('sends a larger one in parts under the limit, in order', async () => {
+    const { inner, requests } = recording(() => ({ ok: true }))
+    const producer = new SizeLimitedProducer(inner, size, 65_000)
+    expect(await producer.produce(jobs, deadline)).toEqual({ ok: true })
+    expect(requests).toEqual([['job:0', 'job:1'], ['job:2', 'job:3'], ['job:4']])
+  })
+
+  it('stops at the first failing part; acknowledgements stay per message, in order', async () => {
+    const { inner, requests } = recording((sent, n) =>
+      n === 1
+        ? { ok: true }
+        : {
+            ok: false,
+            reason: 'unavailable',
+            status: 429,
+            detail: 'HTTP 429: Too Many Requests',
+            acknowledged: sent.map(() => false),
+            retryAfterSeconds: 2,
+          },
+    )
+    const producer = new SizeLimitedProducer(inner, size, 65_000)
+    const result = await producer.produce(jobs, deadline)
+    // The throttled endpoint is not sent the third part.
+    expect(requests).toHaveLength(2)
+    expect(result).toEqual({
+      ok: false,
+      reason: 'unavailable',
+      status: 429,
+      detail: 'request 2 of 3: HTTP 429: Too Many Requests',
+      acknowledged: [true, true, false, false, false],
+      retryAfterSeconds: 2,
+    })
+  })
+
+  it("keeps a part's own partial acknowledgement", async () => {
+    const { inner } = recording((sent, n) =>
+      n === 1
+        ? {
+            ok: false,
+            reason: 'unavailable',
+            detail: 'one record failed',
+            acknowledged: sent.map((_, i) => i === 0),
+          }
+        : { ok: true },
+    )
+    const producer = new SizeLimitedProducer(inner, size, 65_000)
+    const result = await producer.produce(jobs, deadline)
+    expect(result.ok ? [] : result.acknowledged).toEqual([true, false, false, false, false])
+  })
+})
