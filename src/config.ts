@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from 'hono'
 import * as z from 'zod'
 import type { AppEnv } from './env.ts'
 import { ApiError } from './errors.ts'
+import { type IdConfig, loadIdConfig } from './projects/config.ts'
 import { loadQueueConfig, type QueueConfig } from './queue/config.ts'
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
@@ -110,6 +111,8 @@ export type Config = {
   rateLimitRetryAfterSeconds: number
   /** The durable fallback's settings. */
   queue: QueueConfig
+  /** Which ids the messages carry, and the project directory's settings. */
+  ids: IdConfig
 }
 
 /** Either a usable configuration or the list of settings that are wrong, for the operator's log. */
@@ -124,8 +127,9 @@ export function loadConfig(env: Env): ConfigResult {
   const parsed = ConfigSchema.safeParse(env)
   const kafka = parseKafka(env)
   const queue = loadQueueConfig(env)
+  const ids = loadIdConfig(env)
   const result: ConfigResult =
-    parsed.success && kafka.success && !Array.isArray(queue)
+    parsed.success && kafka.success && !Array.isArray(queue) && !Array.isArray(ids)
       ? {
           ok: true,
           config: {
@@ -141,6 +145,7 @@ export function loadConfig(env: Env): ConfigResult {
             authRealm: parsed.data.AUTH_REALM,
             rateLimitRetryAfterSeconds: parsed.data.RATE_LIMIT_RETRY_AFTER_SECONDS,
             queue,
+            ids,
           },
         }
       : {
@@ -151,7 +156,7 @@ export function loadConfig(env: Env): ConfigResult {
               // The Kafka settings are parsed under `raw`: name the binding alone.
               (i) => `${i.path.filter((p) => p !== 'raw').join('.')}: ${i.message}`,
             )
-            .concat(Array.isArray(queue) ? queue : []),
+            .concat(Array.isArray(queue) ? queue : [], Array.isArray(ids) ? ids : []),
         }
   cache.set(env, result)
   return result
