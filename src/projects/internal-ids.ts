@@ -25,7 +25,7 @@ export function splitExternalRef(ref: string): { project: string; tail: string }
 
 const BAD_CALL_REF = 'a call id starting with weave:/// must be a ref weave:///<entity>/<project>/…'
 const EMBEDDED_REF =
-  'a call id may hold a weave:/// ref only as a whole, and no weave-trace-internal:/// ref'
+  'a call id may be a weave:/// ref as a whole, but may not hold a weave:/// or weave-trace-internal:/// ref'
 
 const callIdError = (index: number, id: string, message: string): PydanticError => ({
   type: 'value_error',
@@ -39,9 +39,10 @@ const callIdError = (index: number, id: string, message: string): PydanticError 
  * Weave's converter rewrites every string of the request that starts with `weave:///`, call ids
  * included. A call id in that form is converted too, so its project must be granted and listed
  * like a scorer ref's. Refused (422), where Weave would raise or re-serialise: a call id whose
- * ref has no `entity/project/` part (Weave: "Invalid URI"), and one that holds a ref other than
- * at its start or an internal ref (newer Weave rewrites refs embedded in JSON text and checks
- * internal refs against project access; the edge can do neither, and real call ids are UUIDs).
+ * ref has no `entity/project/` part (Weave: "Invalid URI"), and one that is no `weave:///` ref
+ * itself but holds an external or internal ref (newer Weave rewrites refs embedded in JSON text
+ * and checks internal refs against project access; the edge can do neither, and real call ids
+ * are UUIDs).
  */
 function callIdProjects(callIds: readonly string[]): string[] {
   const projects: string[] = []
