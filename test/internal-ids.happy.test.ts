@@ -4,6 +4,7 @@ import {
   answer,
   call,
   createKey,
+  DIALECT_TARGETS,
   delivered,
   INTERNAL_FORM,
   jobIdOf,
@@ -80,6 +81,17 @@ describe('KAFKA_ID_FORM=internal: the messages Weave writes after id conversion'
     expect(await send('1')).toBe('second-id')
     await putProjects({ [project]: 'third-id' })
     expect(await send('0'), 'PROJECT_IDS_CACHE_SECONDS=0: no isolate cache').toBe('third-id')
+  })
+})
+
+describe('internal form downstream: every dialect carries the converted records unchanged', () => {
+  const unicode = fixtures.cases.find((c) => c.name.startsWith('unicode'))
+  it.each(DIALECT_TARGETS.map((t) => [t.name, t] as const))('%s', async (_, target) => {
+    if (!unicode) throw new Error('no unicode fixture')
+    const { res, topic } = await produce(unicode, { ...INTERNAL_FORM, ...target.vars })
+    expect(res.status).toBe(200)
+    const messages = await sinkMessages(topic)
+    expect(messages.map((m) => ({ key: m.key, value: m.value }))).toEqual(unicode.messages)
   })
 })
 
