@@ -191,8 +191,12 @@ export async function startBench(options: {
     const keysFile = join(OUT, 'api-keys.json')
     const record = { wb_user_id: 'bench-user', projects: ['bench/*'] }
     writeFileSync(keysFile, JSON.stringify({ [hashKey(apiKey)]: record }))
+    // BENCH_ID_FORM=internal: the worker resolves ids through a PROJECT_IDS_FILE (internal-ids.md).
+    const projectIdsFile = join(OUT, 'project-ids.json')
+    writeFileSync(projectIdsFile, JSON.stringify({ [PROJECT]: 'YmVuY2gvcHJvamVjdA==' }))
     const env = {
       ...process.env,
+      KAFKA_ID_FORM: process.env.BENCH_ID_FORM ?? 'external',
       KAFKA_TOPIC: 'bench.score_calls',
       UPSTASH_KAFKA_REST_URL: sink.url,
       UPSTASH_KAFKA_REST_USERNAME: 'dev',
@@ -207,7 +211,7 @@ export async function startBench(options: {
         stateDir: join(OUT, name),
         host: '127.0.0.1',
         port: await freePort(),
-        ...(name === 'floor' ? {} : { apiKeysFile: keysFile }),
+        ...(name === 'floor' ? {} : { apiKeysFile: keysFile, projectIdsFile }),
         ...(options.inspector ? { inspector: options.inspector } : {}),
         env,
         stdio: 'ignore',

@@ -1,17 +1,22 @@
 /**
  * `npm run dev`: the worker under `wrangler dev`, wired to a local Kafka REST sink when no external
- * Kafka URL is configured, with a local API key provisioned and a ready-to-paste curl printed.
+ * Kafka URL is configured, with a local API key and the dev project's directory entry provisioned
+ * and a ready-to-paste curl printed. `KAFKA_ID_FORM=internal npm run dev` starts it in the
+ * internal id form (docs/internal-ids.md).
  */
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { startSink } from '../dev/sink/sink.ts'
 import { hashKey, putKeyRecord } from './lib/keys.ts'
+import { putProject } from './lib/projects.ts'
 
 const WORKER_PORT = Number(process.env.PORT ?? 8787)
 const SINK_PORT = Number(process.env.SINK_PORT ?? 8788)
 const STATE_DIR = '.wrangler/dev'
 const DEV_PROJECT = 'dev/playground'
+// Weave's own test converter's choice: the internal id is the base64 of the external one.
+const DEV_PROJECT_INTERNAL_ID = Buffer.from(DEV_PROJECT).toString('base64')
 
 if (!existsSync('.dev.vars')) {
   copyFileSync('.dev.vars.example', '.dev.vars')
@@ -31,6 +36,9 @@ const dialect = setting('KAFKA_REST_DIALECT') || 'upstash'
 const urlVar = dialect === 'upstash' ? 'UPSTASH_KAFKA_REST_URL' : 'KAFKA_REST_URL'
 let kafkaUrl = setting(urlVar)
 const vars: Record<string, string> = { KAFKA_REST_DIALECT: dialect }
+// Which ids the messages carry (environment or .dev.vars); wrangler.toml's default otherwise.
+const idForm = setting('KAFKA_ID_FORM')
+if (idForm !== '') vars.KAFKA_ID_FORM = idForm
 let closeSink: (() => Promise<void>) | undefined
 if (kafkaUrl === '') {
   const sink = await startSink({
@@ -61,6 +69,8 @@ putKeyRecord({ local: true }, hashKey(apiKey), {
   projects: ['dev/*'],
   created: new Date().toISOString(),
 })
+// The same path as `npm run projects -- put --local`, so the internal form resolves the dev project.
+putProject({ local: true }, DEV_PROJECT, DEV_PROJECT_INTERNAL_ID)
 
 const wrangler = spawn(
   'wrangler',
@@ -84,7 +94,7 @@ for (let i = 0; i < 240; i++) {
   )
   if (up) {
     console.log(`
-The worker is up on ${base}. Enqueue a scoring job:
+The worker is up on ${base} (${idForm === 'internal' ? `internal id form: ${DEV_PROJECT} is ${DEV_PROJECT_INTERNAL_ID} on Kafka` : 'external id form'}). Enqueue a scoring job:
 
   curl -s -u 'api:${apiKey}' -H 'content-type: application/json' \\
     -d '{"project_id":"${DEV_PROJECT}","call_ids":["0190a1b2-0000-7000-8000-000000000001"],"scorer_refs":["weave:///${DEV_PROJECT}/object/Toxicity:9f2c"]}' \\

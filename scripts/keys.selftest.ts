@@ -12,14 +12,8 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { ApiKeyRecordSchema } from '../src/auth/key-record.ts'
-import {
-  hashKey,
-  type KvTarget,
-  listKeyRecords,
-  newApiKey,
-  putKeyRecord,
-  wrangler,
-} from './lib/keys.ts'
+import { hashKey, listKeyRecords, newApiKey, putKeyRecord } from './lib/keys.ts'
+import { type KvTarget, wrangler } from './lib/kv.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const CLI = fileURLToPath(new URL('./keys.ts', import.meta.url))

@@ -10,22 +10,22 @@
  * environment; with `--local`, that environment's local state).
  */
 import { parseArgs } from 'node:util'
+import { Refused, runCli, TARGET_OPTIONS, TARGET_USAGE, targetOf, UsageError } from './lib/cli.ts'
 import {
   deleteKeyRecord,
-  describeTarget,
   hashKey,
   isGrant,
-  type KvTarget,
   type ListedKey,
   listKeyRecords,
   newApiKey,
   putKeyRecord,
 } from './lib/keys.ts'
+import { describeTarget, type KvTarget } from './lib/kv.ts'
 
 const MIN_PREFIX = 8
 const SHOWN_PREFIX = 12
 
-const USAGE = `usage: npm run keys -- <command> (--local [--persist-to <dir>] | --remote | --env <name>)
+const USAGE = `usage: npm run keys -- <command> ${TARGET_USAGE}
 
   create --user <wb_user_id> --project <entity/project|entity/*> [--project …]
       makes a random key, stores only its SHA-256 record, prints the key once (on stdout)
@@ -33,30 +33,6 @@ const USAGE = `usage: npm run keys -- <command> (--local [--persist-to <dir>] | 
       hash prefix, user, created, projects of every key
   revoke <key | hash prefix>
       deletes one key's record; a prefix (at least ${MIN_PREFIX} hex digits) must match exactly one key`
-
-/** The command line is wrong: exit code 2, with the usage. */
-class UsageError extends Error {}
-/** The command is fine but cannot be done as asked: exit code 1, nothing changed. */
-class Refused extends Error {}
-
-function target(values: {
-  local?: boolean
-  remote?: boolean
-  env?: string
-  'persist-to'?: string
-}) {
-  if (values.local && values.remote) throw new UsageError('--local and --remote exclude each other')
-  if (!values.local && !values.remote && values.env === undefined) {
-    throw new UsageError('say where: --local, --remote or --env <name>')
-  }
-  if (values['persist-to'] !== undefined && !values.local) {
-    throw new UsageError('--persist-to applies to --local only')
-  }
-  const t: KvTarget = { local: values.local === true }
-  if (values.env !== undefined) t.env = values.env
-  if (values['persist-to'] !== undefined) t.persistTo = values['persist-to']
-  return t
-}
 
 function create(t: KvTarget, user: string | undefined, projects: string[]) {
   if (!user) throw new UsageError('create needs --user <wb_user_id>')
@@ -147,10 +123,7 @@ function main(argv: string[]) {
     options: {
       user: { type: 'string' },
       project: { type: 'string', multiple: true },
-      local: { type: 'boolean' },
-      remote: { type: 'boolean' },
-      env: { type: 'string' },
-      'persist-to': { type: 'string' },
+      ...TARGET_OPTIONS,
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -160,21 +133,11 @@ function main(argv: string[]) {
     console.log(USAGE)
     return
   }
-  const t = target(values)
+  const t = targetOf(values)
   if (command === 'create' && rest.length === 0) create(t, values.user, values.project ?? [])
   else if (command === 'list' && rest.length === 0) list(t, values.json === true)
   else if (command === 'revoke' && rest.length <= 1) revoke(t, rest[0])
   else throw new UsageError(`unknown command: ${positionals.join(' ')}`)
 }
 
-try {
-  main(process.argv.slice(2))
-} catch (err) {
-  if (err instanceof UsageError || (err instanceof TypeError && 'code' in err)) {
-    console.error(`${err.message}\n\n${USAGE}`)
-    process.exitCode = 2
-  } else {
-    console.error(err instanceof Error ? err.message : err)
-    process.exitCode = 1
-  }
-}
+runCli(USAGE, main)

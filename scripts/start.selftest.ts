@@ -1,7 +1,8 @@
 /**
  * Self-hosted mode end to end (`node --test scripts/start.selftest.ts`): `npm start`'s script
- * builds the production bundle and serves it under workerd with an API_KEYS_FILE, against the
- * real local sink; what lands on the sink is checked byte for byte.
+ * builds the production bundle and serves it under workerd with an API_KEYS_FILE (and, in the
+ * internal id form, a PROJECT_IDS_FILE), against the real local sink; what lands on the sink is
+ * checked byte for byte.
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
@@ -156,6 +157,123 @@ describe('npm start (self-hosted mode)', () => {
     server.child.kill('SIGTERM')
     assert.equal(await exited(server.child), 0)
     await assert.rejects(fetch(`${url}/health`))
+  })
+})
+
+/** Starts `npm start` with `env` and waits until it serves `url`. */
+async function startServing(env: Record<string, string>, url: string) {
+  const server = start(env)
+  const deadline = Date.now() + 60_000
+  while (!server.output().includes(`on ${url}`)) {
+    if (server.child.exitCode !== null) assert.fail(`npm start exited:\n${server.output()}`)
+    if (Date.now() > deadline) assert.fail(`npm start did not come up:\n${server.output()}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return server
+}
+
+describe('npm start in the internal id form (KAFKA_ID_FORM=internal, PROJECT_IDS_FILE)', () => {
+  const topic = 'selftest.internal'
+  const internalDir = mkdtempSync(join(tmpdir(), 'selfhosted-selftest-'))
+  let sink: RunningSink
+  let server: ReturnType<typeof start>
+  let url = ''
+
+  before(async () => {
+    sink = await startSink({ port: 0, username: 'selftest', password: 'selftest' })
+    const keysFile = join(internalDir, 'api-keys.json')
+    const hash = createHash('sha256').update(apiKey).digest('hex')
+    writeFileSync(
+      keysFile,
+      JSON.stringify({ [hash]: { wb_user_id: 'VXNlcjox', projects: ['acme/*', 'équipe/*'] } }),
+    )
+    const projectsFile = join(internalDir, 'project-ids.json')
+    writeFileSync(
+      projectsFile,
+      JSON.stringify({
+        'acme/bot': 'UHJvamVjdEludGVybmFsSWQ6MTAx',
+        'équipe/机器人': 'w6lxdWlwZS/mnLrlmajkuro=',
+      }),
+    )
+    const port = await freePort()
+    url = `http://127.0.0.1:${port}`
+    server = await startServing(
+      {
+        PORT: String(port),
+        API_KEYS_FILE: keysFile,
+        PROJECT_IDS_FILE: projectsFile,
+        KAFKA_ID_FORM: 'internal',
+        SELFHOSTED_STATE_DIR: join(internalDir, 'state'),
+        KAFKA_TOPIC: topic,
+        UPSTASH_KAFKA_REST_URL: sink.url,
+        UPSTASH_KAFKA_REST_USERNAME: 'selftest',
+        UPSTASH_KAFKA_REST_PASSWORD: 'selftest',
+      },
+      url,
+    )
+    assert.match(server.output(), /with 1 API key\(s\) and 2 project id\(s\)/)
+  })
+
+  after(async () => {
+    server?.child.kill('SIGTERM')
+    if (server) await exited(server.child)
+    await sink?.close()
+    rmSync(internalDir, { recursive: true, force: true })
+  })
+
+  const score = (body: unknown) =>
+    fetch(`${url}/calls/score`, {
+      method: 'POST',
+      headers: { authorization: basic(apiKey), 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    })
+
+  it('produces the internal ids from PROJECT_IDS_FILE, byte for byte', async () => {
+    const answer = await score({
+      project_id: 'acme/bot',
+      call_ids: ['c1'],
+      scorer_refs: [
+        'weave:///acme/bot/object/Toxicity:9f2c',
+        'weave:///équipe/机器人/op/Juge:1/attr/x',
+      ],
+    })
+    assert.equal(answer.status, 200, await answer.text())
+    const [message, ...rest] = sink.messages(topic)
+    assert.equal(rest.length, 0)
+    assert.equal(message?.key, 'UHJvamVjdEludGVybmFsSWQ6MTAx')
+    assert.equal(
+      message?.value,
+      '{"project_id":"UHJvamVjdEludGVybmFsSWQ6MTAx","call_ids":["c1"],"scorer_refs":["weave-trace-internal:///UHJvamVjdEludGVybmFsSWQ6MTAx/object/Toxicity:9f2c","weave-trace-internal:///w6lxdWlwZS/mnLrlmajkuro=/op/Juge:1/attr/x"],"wb_user_id":"VXNlcjox"}',
+    )
+  })
+
+  it('a granted project the file does not list is a 404, and nothing is produced', async () => {
+    const answer = await score({ project_id: 'acme/unlisted', call_ids: ['c2'], scorer_refs: [] })
+    assert.equal(answer.status, 404)
+    assert.equal(await answer.text(), '{"detail":"Project not found: acme/unlisted"}')
+    assert.equal(sink.messages(topic).length, 1)
+  })
+})
+
+describe('npm start refuses a bad PROJECT_IDS_FILE, and the internal form without one', () => {
+  const badDir = mkdtempSync(join(tmpdir(), 'selfhosted-selftest-'))
+  after(() => rmSync(badDir, { recursive: true, force: true }))
+  const keysFile = join(badDir, 'keys.json')
+  writeFileSync(keysFile, '{}')
+
+  it('names every bad entry and exits 2 before building anything', async () => {
+    const projectsFile = join(badDir, 'bad-projects.json')
+    writeFileSync(projectsFile, JSON.stringify({ 'no-slash': 'X', 'acme/bot': 'has space' }))
+    const run = start({ API_KEYS_FILE: keysFile, PROJECT_IDS_FILE: projectsFile })
+    assert.equal(await exited(run.child), 2)
+    assert.match(run.output(), /no-slash: not an external project id/)
+    assert.match(run.output(), /acme\/bot: the internal id must be/)
+  })
+
+  it('exits 2 when KAFKA_ID_FORM is internal and PROJECT_IDS_FILE is not set', async () => {
+    const run = start({ API_KEYS_FILE: keysFile, KAFKA_ID_FORM: 'internal' })
+    assert.equal(await exited(run.child), 2)
+    assert.match(run.output(), /PROJECT_IDS_FILE is not set/)
   })
 })
 

@@ -3,9 +3,16 @@
  * and serves it under plain `workerd` on http://$HOST:$PORT (default 127.0.0.1:8787).
  *
  * Settings are environment variables named like the wrangler vars and secrets (unset vars take
- * their wrangler.toml default); API keys come from the JSON file named by API_KEYS_FILE.
+ * their wrangler.toml default); API keys come from the JSON file named by API_KEYS_FILE, and the
+ * project directory of the internal id form (KAFKA_ID_FORM=internal) from PROJECT_IDS_FILE.
  */
-import { buildBundle, checkApiKeysFile, readWorkerSettings, serve } from './lib/selfhosted.ts'
+import {
+  buildBundle,
+  checkApiKeysFile,
+  checkProjectIdsFile,
+  readWorkerSettings,
+  serve,
+} from './lib/selfhosted.ts'
 
 // The bundle and the generated workerd config (SELFHOSTED_STATE_DIR moves them, for the self-test).
 const STATE_DIR = process.env.SELFHOSTED_STATE_DIR ?? '.wrangler/selfhosted'
@@ -31,6 +38,22 @@ try {
   fail(e instanceof Error ? e.message : String(e))
 }
 
+// The internal id form needs the directory; without it every request would be a 503.
+const projectIdsFile = process.env.PROJECT_IDS_FILE || undefined
+if (process.env.KAFKA_ID_FORM === 'internal' && projectIdsFile === undefined) {
+  fail(
+    'KAFKA_ID_FORM is internal but PROJECT_IDS_FILE is not set: name a JSON file {"entity/project": "<internal project id>"} (docs/internal-ids.md)',
+  )
+}
+let projectCount: number | undefined
+if (projectIdsFile !== undefined) {
+  try {
+    projectCount = checkProjectIdsFile(projectIdsFile)
+  } catch (e) {
+    fail(e instanceof Error ? e.message : String(e))
+  }
+}
+
 const settings = readWorkerSettings('wrangler.toml')
 // The worker checks its own settings: a wrong one makes /calls/score answer 503 and the log line
 // name it (config_problems). Which secrets matter depends on KAFKA_REST_DIALECT, so only say
@@ -49,8 +72,12 @@ const worker = await serve({
   host,
   port,
   apiKeysFile,
+  projectIdsFile,
 })
-console.log(`weave-calls-score (self-hosted, workerd) on ${worker.url} with ${keyCount} API key(s)`)
+const projectsNote = projectCount === undefined ? '' : ` and ${projectCount} project id(s)`
+console.log(
+  `weave-calls-score (self-hosted, workerd) on ${worker.url} with ${keyCount} API key(s)${projectsNote}`,
+)
 
 let stopping = false
 const stop = () => {

@@ -3,6 +3,7 @@ import * as z from 'zod'
 import { type DeliveryConfig, loadDeliveryConfig } from './delivery/config.ts'
 import type { AppEnv } from './env.ts'
 import { ApiError } from './errors.ts'
+import { type IdConfig, loadIdConfig } from './projects/config.ts'
 import { loadQueueConfig, type QueueConfig } from './queue/config.ts'
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
@@ -113,6 +114,8 @@ export type Config = {
   queue: QueueConfig
   /** Delivery mode, request size limit and throttle pauses. */
   delivery: DeliveryConfig
+  /** Which ids the messages carry, and the project directory's settings. */
+  ids: IdConfig
 }
 
 /** Either a usable configuration or the list of settings that are wrong, for the operator's log. */
@@ -128,8 +131,13 @@ export function loadConfig(env: Env): ConfigResult {
   const kafka = parseKafka(env)
   const queue = loadQueueConfig(env)
   const delivery = loadDeliveryConfig(env)
+  const ids = loadIdConfig(env)
   const result: ConfigResult =
-    parsed.success && kafka.success && !Array.isArray(queue) && !Array.isArray(delivery)
+    parsed.success &&
+    kafka.success &&
+    !Array.isArray(queue) &&
+    !Array.isArray(delivery) &&
+    !Array.isArray(ids)
       ? {
           ok: true,
           config: {
@@ -146,6 +154,7 @@ export function loadConfig(env: Env): ConfigResult {
             rateLimitRetryAfterSeconds: parsed.data.RATE_LIMIT_RETRY_AFTER_SECONDS,
             queue,
             delivery,
+            ids,
           },
         }
       : {
@@ -156,8 +165,11 @@ export function loadConfig(env: Env): ConfigResult {
               // The Kafka settings are parsed under `raw`: name the binding alone.
               (i) => `${i.path.filter((p) => p !== 'raw').join('.')}: ${i.message}`,
             )
-            .concat(Array.isArray(queue) ? queue : [])
-            .concat(Array.isArray(delivery) ? delivery : []),
+            .concat(
+              Array.isArray(queue) ? queue : [],
+              Array.isArray(delivery) ? delivery : [],
+              Array.isArray(ids) ? ids : [],
+            ),
         }
   cache.set(env, result)
   return result

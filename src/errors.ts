@@ -10,8 +10,10 @@ export type ErrorCode =
   | 'payload_too_large'
   | 'forbidden'
   | 'kafka_unavailable'
+  | 'directory_unavailable'
   | 'misconfigured'
   | 'not_found'
+  | 'project_not_found'
   | 'method_not_allowed'
   | 'rate_limited'
   | 'internal'
@@ -20,11 +22,13 @@ const statusOf = {
   body_parse: 400,
   forbidden: 403,
   not_found: 404,
+  project_not_found: 404,
   method_not_allowed: 405,
   payload_too_large: 413,
   rate_limited: 429,
   internal: 500,
   kafka_unavailable: 503,
+  directory_unavailable: 503,
   misconfigured: 503,
 } as const satisfies Record<ErrorCode, number>
 

@@ -237,3 +237,11 @@ export async function scoreOnFreshTopic({
   const line = logs.find((l) => l.msg === 'request') ?? {}
   return { res, topic, elapsed, line }
 }
+
+/** Vars selecting the internal id form (docs/internal-ids.md). */
+export const INTERNAL_FORM = { KAFKA_ID_FORM: 'internal' } as const
+
+/** Lists projects in the real (Miniflare) `PROJECT_IDS` directory: external id -> internal id. */
+export async function putProjects(directory: Record<string, string>): Promise<void> {
+  await Promise.all(Object.entries(directory).map(([p, id]) => env.PROJECT_IDS.put(p, id)))
+}

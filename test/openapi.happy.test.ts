@@ -26,7 +26,7 @@ function pythonOperation(): Record<string, unknown> {
   return operation ?? {}
 }
 
-const EDGE_RESPONSES = ['400', '401', '403', '413', '429', '503']
+const EDGE_RESPONSES = ['400', '401', '403', '404', '413', '429', '503']
 
 describe('GET /openapi.json is the Python server’s document, plus the edge’s additions', () => {
   it('is OpenAPI 3.1 and describes POST /calls/score and GET /health', async () => {

@@ -10,12 +10,15 @@ import { basename, dirname, extname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { unstable_readConfig } from 'wrangler'
 import { ApiKeyRecordSchema } from '../../src/auth/key-record.ts'
+import { entriesProblems } from './projects.ts'
 
 const require = createRequire(import.meta.url)
 const WORKERD = require.resolve('workerd/bin/workerd')
 const WRANGLER = join(dirname(require.resolve('wrangler/package.json')), 'bin', 'wrangler.js')
-const API_KEYS_MODULE = fileURLToPath(new URL('./api-keys-kv.js', import.meta.url))
-const API_KEYS_MODULE_NAME = 'weave-selfhosted:api-keys'
+const FILE_KV_MODULE = fileURLToPath(new URL('./file-kv.js', import.meta.url))
+const FILE_KV_MODULE_NAME = 'weave-selfhosted:file-kv'
+/** KV bindings self-hosted mode serves from files. */
+const FILE_KV_BINDINGS = ['API_KEYS', 'PROJECT_IDS']
 
 /** A wrangler var's default: wrangler allows strings and JSON values. */
 type VarValue = string | number | boolean | null | VarValue[] | { [key: string]: VarValue }
@@ -55,7 +58,7 @@ export function readWorkerSettings(configPath = 'wrangler.toml'): WorkerSettings
     list(config[key]).map((b) => `${String(b[field])} (${what})`)
   const notProvided = [
     ...list(config.kv_namespaces)
-      .filter((b) => b.binding !== 'API_KEYS')
+      .filter((b) => !FILE_KV_BINDINGS.includes(String(b.binding)))
       .map((b) => `${String(b.binding)} (KV namespace)`),
     ...list(queues.producers).map((q) => `${String(q.binding)} (queue producer)`),
     ...list(queues.consumers).map((q) => `queue consumer of ${String(q.queue)}`),
@@ -138,6 +141,26 @@ export function checkApiKeysFile(path: string): number {
   return Object.keys(parsed).length
 }
 
+/**
+ * Checks a `PROJECT_IDS_FILE` (the project directory of the internal id form) before workerd
+ * embeds it: `{ "entity/project": "<internal id>" }`, each entry one `npm run projects` would
+ * store. Returns the number of projects; throws with every problem found.
+ */
+export function checkProjectIdsFile(path: string): number {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'))
+  } catch (e) {
+    throw new Error(`PROJECT_IDS_FILE ${path}: ${e instanceof Error ? e.message : String(e)}`)
+  }
+  if (!isRecord(parsed)) {
+    throw new Error(`PROJECT_IDS_FILE ${path}: expected {"entity/project": "<internal id>", …}`)
+  }
+  const problems = entriesProblems(parsed)
+  if (problems.length > 0) throw new Error(`PROJECT_IDS_FILE ${path}:\n  ${problems.join('\n  ')}`)
+  return Object.keys(parsed).length
+}
+
 /** A Cap'n Proto text literal. */
 function text(value: string): string {
   let out = '"'
@@ -160,6 +183,8 @@ export type ServeOptions = {
   port: number
   /** `API_KEYS_FILE`: served as the `API_KEYS` binding. */
   apiKeysFile?: string
+  /** `PROJECT_IDS_FILE`: served as the `PROJECT_IDS` binding (the internal id form's directory). */
+  projectIdsFile?: string | undefined
   /** The environment workerd reads `fromEnvironment` bindings from (default: this process's). */
   env?: NodeJS.ProcessEnv
 }
@@ -167,7 +192,7 @@ export type ServeOptions = {
 /**
  * The workerd config: vars set in the environment and every secret are `fromEnvironment`
  * bindings (secrets never land on disk), unset vars take their `wrangler.toml` default, and
- * `API_KEYS` is a wrapped binding over the keys file. The Worker may reach public and private
+ * `API_KEYS` and `PROJECT_IDS` are wrapped bindings over the keys file and the project file. The Worker may reach public and private
  * addresses (a self-hosted Kafka REST endpoint is usually on the private network).
  */
 export function renderConfig(options: ServeOptions): string {
@@ -184,15 +209,24 @@ export function renderConfig(options: ServeOptions): string {
   for (const name of settings.secrets) {
     bindings.push(`(name = ${text(name)}, fromEnvironment = ${text(name)})`)
   }
-  const extensions: string[] = []
-  if (options.apiKeysFile !== undefined && settings.kvNamespaces.includes('API_KEYS')) {
+  const files: [string, string | undefined][] = [
+    ['API_KEYS', options.apiKeysFile],
+    ['PROJECT_IDS', options.projectIdsFile],
+  ]
+  const served = files.filter(
+    (f): f is [string, string] => f[1] !== undefined && settings.kvNamespaces.includes(f[0]),
+  )
+  for (const [name, file] of served) {
     bindings.push(
-      `(name = "API_KEYS", wrapped = (moduleName = ${text(API_KEYS_MODULE_NAME)}, innerBindings = [(name = "records", json = embed ${text(resolve(options.apiKeysFile))})]))`,
-    )
-    extensions.push(
-      `(modules = [(name = ${text(API_KEYS_MODULE_NAME)}, internal = true, esModule = embed ${text(API_KEYS_MODULE)})])`,
+      `(name = ${text(name)}, wrapped = (moduleName = ${text(FILE_KV_MODULE_NAME)}, innerBindings = [(name = "records", json = embed ${text(resolve(file))}), (name = "name", text = ${text(name)})]))`,
     )
   }
+  const extensions =
+    served.length > 0
+      ? [
+          `(modules = [(name = ${text(FILE_KV_MODULE_NAME)}, internal = true, esModule = embed ${text(FILE_KV_MODULE)})])`,
+        ]
+      : []
   const host = options.host.includes(':') ? `[${options.host}]` : options.host
   return `# Generated by scripts/lib/selfhosted.ts; regenerated on every start.
 using Workerd = import "/workerd/workerd.capnp";

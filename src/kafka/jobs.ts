@@ -14,7 +14,23 @@ export const JOB_ID_HEADER = 'weave-job-id'
  * Where and how jobs are keyed. `jobId` is unique per request (never the client's request id,
  * which a client may reuse); message i gets `<jobId>:<i>`.
  */
-export type JobOptions = { topic: string; projectBuckets: number; jobId: string }
+export type JobOptions = {
+  topic: string
+  projectBuckets: number
+  jobId: string
+  /** Internal form (docs/internal-ids.md): the ids as Weave's producer sees them after conversion. */
+  ids?: IdMapping | undefined
+}
+
+/**
+ * The request's internal project id and the conversion of its ids, applied after duplicates are
+ * dropped on the ids as sent. `callId` is absent when no call id needs converting.
+ */
+export type IdMapping = {
+  projectId: string
+  scorerRef: (ref: string) => string
+  callId?: ((id: string) => string) | undefined
+}
 
 /**
  * Turns a validated request into the `call_scoring_worker`'s messages (docs/compatibility.md):
@@ -29,17 +45,21 @@ export function buildScoreJobs(
   wbUserId: string,
   options: JobOptions,
 ): KafkaMessage[] {
-  const callIds = unique(request.call_ids)
+  const { ids } = options
+  const callIds = ids?.callId ? unique(request.call_ids).map(ids.callId) : unique(request.call_ids)
   if (callIds.length === 0) return []
-  const scorerRefs = unique(request.scorer_refs)
+  const scorerRefs = ids
+    ? unique(request.scorer_refs).map(ids.scorerRef)
+    : unique(request.scorer_refs)
+  const projectId = ids?.projectId ?? request.project_id
   const messages: KafkaMessage[] = []
   for (let start = 0; start < callIds.length; start += CHUNK_SIZE) {
     messages.push({
       topic: options.topic,
-      key: messageKey(request.project_id, callIds[start] as string, options.projectBuckets),
+      key: messageKey(projectId, callIds[start] as string, options.projectBuckets),
       // Field order is the wire format's (docs/compatibility.md, "The Kafka messages").
       value: JSON.stringify({
-        project_id: request.project_id,
+        project_id: projectId,
         call_ids: callIds.slice(start, start + CHUNK_SIZE),
         scorer_refs: scorerRefs,
         wb_user_id: wbUserId,

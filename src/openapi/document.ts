@@ -95,7 +95,7 @@ function describeLimits(limits: DocumentedLimits | undefined): string {
 /**
  * The worker's OpenAPI 3.1 document. For `POST /calls/score` it is the Python server's
  * (operation id, tags, summary, request and response schemas, `HTTPBasic`); the edge's own
- * answers (400, 401, 403, 413, 429, 503), its limits and `GET /health` are added to it.
+ * answers (400, 401, 403, 404, 413, 429, 503), its limits and `GET /health` are added to it.
  * `limits` is absent when the deployment's configuration does not load.
  */
 export function openApiDocument(limits: DocumentedLimits | undefined) {
@@ -152,6 +152,11 @@ export function openApiDocument(limits: DocumentedLimits | undefined) {
                 'The API key does not grant `project_id` or the project of a scorer ref; nothing was enqueued.',
               content: json('HTTPError'),
             },
+            '404': {
+              description:
+                'Internal id form (`KAFKA_ID_FORM=internal`) only: a granted project (`project_id`, or that of a scorer ref) is not in the project directory, `Project not found: <entity>/<project>`; nothing was enqueued.',
+              content: json('HTTPError'),
+            },
             '413': {
               description: limits
                 ? `The body is larger than ${limits.maxBodyBytes} bytes.`
@@ -166,7 +171,7 @@ export function openApiDocument(limits: DocumentedLimits | undefined) {
             },
             '503': {
               description:
-                'Neither Kafka nor the fallback queue took every job in time (with `Retry-After`: retry the request), or the deployment is misconfigured (`Service misconfigured`).',
+                'Neither Kafka nor the fallback queue took every job in time, or (internal id form) the project directory did not answer in time (both with `Retry-After`: retry the request), or the deployment is misconfigured (`Service misconfigured`).',
               headers: retryAfter,
               content: json('HTTPError'),
             },

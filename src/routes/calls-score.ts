@@ -14,6 +14,8 @@ import { perSetting } from '../lib/per-setting.ts'
 import { validateJson } from '../lib/validator.ts'
 import { rateLimitPerKey } from '../middleware/rate-limit.ts'
 import { REQUEST_ID_HEADER } from '../middleware/request-context.ts'
+import { kvDirectory } from '../projects/directory.ts'
+import { resolveInternalIds } from '../projects/internal-ids.ts'
 import { CallsScoreReq, CLIENT_REF } from '../schemas/calls-score.ts'
 
 const bodyLimitOf = perSetting(
@@ -73,10 +75,21 @@ export function registerCallsScore(app: Hono<AppEnv>, deps: AppDeps): void {
         }
       }
 
+      // Internal form (docs/internal-ids.md): every id resolved, or nothing is built.
+      const ids =
+        config.ids.form === 'internal'
+          ? await resolveInternalIds(req, {
+              directory: kvDirectory(c.env.PROJECT_IDS, config.ids),
+              grants,
+              retryAfterSeconds: config.retryAfterSeconds,
+              log,
+            })
+          : undefined
       const messages = buildScoreJobs(req, c.get('principal').wb_user_id, {
         topic: config.topic,
         projectBuckets: config.projectBuckets,
         jobId: crypto.randomUUID(),
+        ids,
       })
       log.messages = messages.length
       if (messages.length === 0) return accepted()

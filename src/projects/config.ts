@@ -1,0 +1,49 @@
+import * as z from 'zod'
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+
+/** The id forms the Kafka messages can carry (docs/internal-ids.md). */
+export const ID_FORMS = ['external', 'internal'] as const
+
+/**
+ * Which ids the messages carry. `internal`: resolved through the `PROJECT_IDS` directory, cached
+ * per isolate for `cacheSeconds` (0: not at all), each lookup bounded by `timeoutMs`.
+ */
+export type IdConfig =
+  | { form: 'external' }
+  | { form: 'internal'; cacheSeconds: number; timeoutMs: number }
+
+const IdConfigSchema = z.object({
+  // No default: a deployment that lost this setting must not silently write external ids.
+  KAFKA_ID_FORM: z.enum(ID_FORMS, { error: `must be one of ${ID_FORMS.join(', ')}` }),
+  PROJECT_IDS_CACHE_SECONDS: int(0, 86_400),
+  PROJECT_IDS_TIMEOUT_MS: int(1, 60_000),
+})
+
+const isKvBinding = (value: unknown): boolean =>
+  typeof value === 'object' && value !== null && typeof Reflect.get(value, 'get') === 'function'
+
+const cache = new WeakMap<object, IdConfig | string[]>()
+
+/** Parses (and caches per env object) the id form's settings; problems come back as a list. */
+export function loadIdConfig(env: Env): IdConfig | string[] {
+  const cached = cache.get(env)
+  if (cached) return cached
+  const parsed = IdConfigSchema.safeParse(env)
+  let result: IdConfig | string[]
+  if (!parsed.success) {
+    result = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)
+  } else if (parsed.data.KAFKA_ID_FORM === 'external') {
+    result = { form: 'external' }
+  } else if (!isKvBinding(env.PROJECT_IDS)) {
+    result = ['PROJECT_IDS: a KV namespace binding is required when KAFKA_ID_FORM is internal']
+  } else {
+    result = {
+      form: 'internal',
+      cacheSeconds: parsed.data.PROJECT_IDS_CACHE_SECONDS,
+      timeoutMs: parsed.data.PROJECT_IDS_TIMEOUT_MS,
+    }
+  }
+  cache.set(env, result)
+  return result
+}

@@ -1,0 +1,258 @@
+import { env } from 'cloudflare:workers'
+import { describe, expect, it } from 'vitest'
+import {
+  answer,
+  call,
+  captureLogs,
+  createKey,
+  INTERNAL_FORM,
+  putProjects,
+  sinkMessages,
+  uniqueTopic,
+} from './helpers.ts'
+
+// Internal form when ids cannot be resolved: the whole request fails, nothing reaches Kafka.
+
+const fresh = (label: string) => `acme/${label}-${crypto.randomUUID()}`
+const ref = (project: string, tail = 'object/Toxicity:9f2c') => `weave:///${project}/${tail}`
+
+/** One internal-form request on a topic of its own, with its log line and what was produced. */
+async function attempt({
+  grants,
+  body,
+  vars = {},
+}: {
+  grants: string[]
+  body: Record<string, unknown>
+  vars?: Record<string, unknown>
+}) {
+  const topic = uniqueTopic('internal-error')
+  const key = await createKey(grants)
+  let res: Response | undefined
+  const started = Date.now()
+  const logs = await captureLogs(async () => {
+    res = await call({ key, body, vars: { KAFKA_TOPIC: topic, ...INTERNAL_FORM, ...vars } })
+  })
+  if (!res) throw new Error('no response')
+  return {
+    answer: await answer(res),
+    retryAfter: res.headers.get('retry-after'),
+    elapsed: Date.now() - started,
+    line: logs.find((l) => l.msg === 'request') ?? {},
+    produced: await sinkMessages(topic),
+  }
+}
+
+/** A stand-in for the KV binding, for faults the real (Miniflare) KV cannot produce. */
+const kvDouble = (get: (key: string) => Promise<string | null>) =>
+  ({ get }) as unknown as KVNamespace
+
+describe('a project the directory does not list: 404, nothing produced', () => {
+  it("the request's own project", async () => {
+    const project = fresh('unlisted')
+    const r = await attempt({
+      grants: [project],
+      body: { project_id: project, call_ids: ['c1'], scorer_refs: [] },
+    })
+    expect(r.answer).toEqual({ status: 404, body: { detail: `Project not found: ${project}` } })
+    expect(r.line).toMatchObject({ outcome: 'project_not_found' })
+    expect(r.produced).toEqual([])
+  })
+
+  it("a scorer ref's project, while the request's is listed", async () => {
+    const [own, other] = [fresh('own'), fresh('scorers')]
+    await putProjects({ [own]: 'own-internal-id' })
+    const r = await attempt({
+      grants: ['acme/*'],
+      body: { project_id: own, call_ids: ['c1'], scorer_refs: [ref(own), ref(other)] },
+    })
+    expect(r.answer).toEqual({ status: 404, body: { detail: `Project not found: ${other}` } })
+    expect(r.produced).toEqual([])
+  })
+
+  it("a weave:/// call id's project", async () => {
+    const [own, archive] = [fresh('own'), fresh('archive')]
+    await putProjects({ [own]: 'own-internal-id' })
+    const r = await attempt({
+      grants: ['acme/*'],
+      body: { project_id: own, call_ids: ['c1', ref(archive, 'call/c2')], scorer_refs: [] },
+    })
+    expect(r.answer).toEqual({ status: 404, body: { detail: `Project not found: ${archive}` } })
+    expect(r.produced).toEqual([])
+  })
+
+  it('even without call ids, as in Weave, where conversion comes before the producer', async () => {
+    const project = fresh('empty')
+    const r = await attempt({
+      grants: [project],
+      body: { project_id: project, call_ids: [], scorer_refs: [] },
+    })
+    expect(r.answer.status).toBe(404)
+  })
+
+  it('an empty directory value counts as absent', async () => {
+    const project = fresh('blank')
+    await putProjects({ [project]: '' })
+    const r = await attempt({
+      grants: [project],
+      body: { project_id: project, call_ids: ['c1'], scorer_refs: [] },
+    })
+    expect(r.answer.status).toBe(404)
+  })
+
+  it('a project id KV could not store (over 512 bytes) is absent, not a directory failure', async () => {
+    const project = `acme/${'p'.repeat(600)}`
+    const r = await attempt({
+      grants: [project],
+      body: { project_id: project, call_ids: ['c1'], scorer_refs: [] },
+    })
+    expect(r.answer).toEqual({ status: 404, body: { detail: `Project not found: ${project}` } })
+  })
+})
+
+describe('authorization comes first: the directory never answers for an ungranted project', () => {
+  it('an ungranted, unlisted request project is a 403, not a 404', async () => {
+    const r = await attempt({
+      grants: ['acme/granted'],
+      body: { project_id: fresh('foreign'), call_ids: ['c1'], scorer_refs: [] },
+    })
+    expect(r.answer.status).toBe(403)
+    expect(r.line.directory_lookups).toBeUndefined()
+  })
+
+  it("an ungranted weave:/// call id's project is a 403 before any lookup", async () => {
+    const own = fresh('own')
+    await putProjects({ [own]: 'own-internal-id' })
+    const r = await attempt({
+      grants: [own],
+      body: { project_id: own, call_ids: [ref('other/secret', 'call/c2')], scorer_refs: [] },
+    })
+    expect(r.answer).toEqual({
+      status: 403,
+      body: { detail: 'Not authorized for project other/secret' },
+    })
+    expect(r.line.directory_lookups).toBeUndefined()
+    expect(r.produced).toEqual([])
+  })
+})
+
+describe('call ids Weave would reject or re-serialise: 422', () => {
+  it.each([
+    ['a weave:/// call id without entity/project/', 'weave:///acme/bot'],
+    ['a ref embedded in a call id', '["weave:///acme/bot/call/c1"]'],
+    ['an internal ref as a call id', 'weave-trace-internal:///UHJvamVjdA/call/c1'],
+  ])('%s', async (_, id) => {
+    const own = fresh('own')
+    await putProjects({ [own]: 'own-internal-id' })
+    const r = await attempt({
+      grants: ['acme/*'],
+      body: { project_id: own, call_ids: ['fine', id], scorer_refs: [] },
+    })
+    expect(r.answer.status).toBe(422)
+    expect(r.answer.body).toMatchObject({
+      detail: [{ type: 'value_error', loc: ['body', 'call_ids', 1], input: id }],
+    })
+    expect(r.produced).toEqual([])
+  })
+})
+
+describe('the directory fails to answer: 503 with Retry-After, nothing produced', () => {
+  it('KV throws', async () => {
+    const project = fresh('throws')
+    const r = await attempt({
+      grants: [project],
+      body: { project_id: project, call_ids: ['c1'], scorer_refs: [] },
+      vars: {
+        PROJECT_IDS: kvDouble(() => Promise.reject(new Error('KV GET failed: 500 Internal'))),
+      },
+    })
+    expect(r.answer).toEqual({
+      status: 503,
+      body: {
+        detail:
+          'The project directory is unavailable: the scoring jobs were not accepted. Retry later.',
+      },
+    })
+    expect(r.retryAfter).toBe('5')
+    expect(r.line).toMatchObject({
+      outcome: 'directory_unavailable',
+      directory_reason: 'error',
+      directory_detail: 'KV GET failed: 500 Internal',
+    })
+    expect(r.produced).toEqual([])
+  })
+
+  it('KV hangs: 503 once PROJECT_IDS_TIMEOUT_MS has passed', async () => {
+    const project = fresh('hangs')
+    const r = await attempt({
+      grants: [project],
+      body: { project_id: project, call_ids: ['c1'], scorer_refs: [] },
+      vars: {
+        PROJECT_IDS: kvDouble(() => new Promise(() => {})),
+        PROJECT_IDS_TIMEOUT_MS: '200',
+      },
+    })
+    expect(r.answer.status).toBe(503)
+    expect(r.retryAfter).toBe('5')
+    expect(r.line).toMatchObject({ directory_reason: 'timeout' })
+    expect(r.elapsed).toBeGreaterThanOrEqual(190)
+    expect(r.elapsed).toBeLessThan(2000)
+    expect(r.produced).toEqual([])
+  })
+
+  it("one ref's project failing fails the whole request: never a half-converted job", async () => {
+    const [own, flaky] = [fresh('own'), fresh('flaky')]
+    const r = await attempt({
+      grants: ['acme/*'],
+      body: { project_id: own, call_ids: ['c1'], scorer_refs: [ref(flaky)] },
+      vars: {
+        PROJECT_IDS: kvDouble((key) =>
+          key === flaky ? Promise.reject(new Error('KV GET failed')) : Promise.resolve('own-id'),
+        ),
+      },
+    })
+    expect(r.answer.status).toBe(503)
+    expect(r.produced).toEqual([])
+  })
+})
+
+describe('KAFKA_ID_FORM and the directory settings are checked like every setting', () => {
+  it.each([
+    [
+      'an unknown form',
+      { KAFKA_ID_FORM: 'Internal' },
+      'KAFKA_ID_FORM: must be one of external, internal',
+    ],
+    ['an empty form', { KAFKA_ID_FORM: '' }, 'KAFKA_ID_FORM: must be one of external, internal'],
+    [
+      'internal form without the PROJECT_IDS binding',
+      { KAFKA_ID_FORM: 'internal', PROJECT_IDS: undefined },
+      'PROJECT_IDS: a KV namespace binding is required when KAFKA_ID_FORM is internal',
+    ],
+    [
+      'a cache period that is not a number',
+      { PROJECT_IDS_CACHE_SECONDS: 'soon' },
+      'PROJECT_IDS_CACHE_SECONDS',
+    ],
+    ['a zero timeout', { PROJECT_IDS_TIMEOUT_MS: '0' }, 'PROJECT_IDS_TIMEOUT_MS'],
+  ])('%s: 503 Service misconfigured, the problem named in the log', async (_, vars, problem) => {
+    const topic = uniqueTopic('misconfigured')
+    let res: Response | undefined
+    const logs = await captureLogs(async () => {
+      res = await call({
+        key: await createKey(),
+        body: { project_id: 'acme/support-bot', call_ids: ['c1'], scorer_refs: [] },
+        vars: { KAFKA_TOPIC: topic, ...vars },
+      })
+    })
+    if (!res) throw new Error('no response')
+    expect(await answer(res)).toEqual({ status: 503, body: { detail: 'Service misconfigured' } })
+    const line = logs.find((l) => l.msg === 'request') ?? {}
+    expect((line.config_problems as string[]).some((p) => p.startsWith(problem))).toBe(true)
+    expect(await sinkMessages(topic)).toEqual([])
+  })
+
+  it('the test bindings themselves are the default, external form', () => {
+    expect(env.KAFKA_ID_FORM).toBe('external')
+  })
+})
