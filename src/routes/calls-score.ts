@@ -15,7 +15,7 @@ import { validateJson } from '../lib/validator.ts'
 import { rateLimitPerKey } from '../middleware/rate-limit.ts'
 import { REQUEST_ID_HEADER } from '../middleware/request-context.ts'
 import { enqueueJobs } from '../queue/jobs-queue.ts'
-import { CallsScoreReq, CLIENT_REF } from '../schemas/calls-score.ts'
+import { CallsScoreReq, CLIENT_REF, isPlainCallsScoreRequest } from '../schemas/calls-score.ts'
 
 const bodyLimitOf = perSetting(
   (maxSize: number): MiddlewareHandler<AppEnv> =>
@@ -47,7 +47,7 @@ export function registerCallsScore(app: Hono<AppEnv>, deps: AppDeps): void {
     rateLimitPerKey,
     limitBody,
     fastapiJsonBody,
-    validateJson(CallsScoreReq),
+    validateJson(CallsScoreReq, isPlainCallsScoreRequest),
     async (c) => {
       const req = c.req.valid('json')
       const config = c.get('config')
