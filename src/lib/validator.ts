@@ -16,9 +16,10 @@ export function validateJson<T extends z.ZodType>(
   schema: T,
   accepts?: (value: unknown) => value is z.infer<T>,
 ) {
-  const hook: Hook<z.infer<T>, AppEnv, string, 'json', object, T> = (result, c) => {
+  const hook: Hook<z.infer<T>, AppEnv, string, 'json', object, T> = async (result, c) => {
     if (!result.success) {
-      throw new RequestValidationError(pydanticErrors(result.error.issues, c.get('body').exact()))
+      const root = await c.get('body').exact()
+      throw new RequestValidationError(pydanticErrors(result.error.issues, root))
     }
   }
   // zValidator parses with safeParseAsync by default; our schemas have no async refinements,
