@@ -16,11 +16,15 @@ export function validateJson<T extends z.ZodType>(
   schema: T,
   accepts?: (value: unknown) => value is z.infer<T>,
 ) {
-  const hook: Hook<z.infer<T>, AppEnv, string, 'json', object, T> = async (result, c) => {
-    if (!result.success) {
-      const root = await c.get('body').exact()
-      throw new RequestValidationError(pydanticErrors(result.error.issues, root))
-    }
+  // Synchronous for a valid body; only a failure waits for the exact parse.
+  const hook: Hook<z.infer<T>, AppEnv, string, 'json', object, T> = (result, c) => {
+    if (result.success) return
+    return c
+      .get('body')
+      .exact()
+      .then((root) => {
+        throw new RequestValidationError(pydanticErrors(result.error.issues, root))
+      })
   }
   // zValidator parses with safeParseAsync by default; our schemas have no async refinements,
   // and the synchronous parse skips zod's promise machinery. (The cast: zod-validator's result
