@@ -2,9 +2,9 @@
  * What `npm run bench` and `npm run bench:profile` share: the request bodies, the set-up (sink,
  * production bundles under workerd, an API key) and the load generator. Loopback only.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
@@ -29,20 +29,39 @@ export const BODIES = {
 export type BodyName = keyof typeof BODIES
 
 /**
- * The servers a run can start: the worker, its floor (bench/floor-worker.ts) and the stack floor
- * (bench/stack-worker.ts: the floor's work on the worker's required stack).
+ * The servers a run can start: the worker, its floor (bench/floor-worker.ts), the stack floor
+ * (bench/stack-worker.ts: the floor's work on the worker's required stack) and the baseline (the
+ * worker's own `src/` as of another git revision, for measuring a change against the code before
+ * it in the same run).
  */
-export const SERVERS = ['worker', 'floor', 'stack'] as const
+export const SERVERS = ['worker', 'floor', 'stack', 'baseline'] as const
 export type ServerName = (typeof SERVERS)[number]
+
+// The baseline's sources go inside the repository so that its imports resolve node_modules.
+const BASELINE_SOURCES = join(OUT, 'baseline-src')
 
 const ENTRIES: Record<Exclude<ServerName, 'worker'>, string> = {
   floor: 'bench/floor-worker.ts',
   stack: 'bench/stack-worker.ts',
+  baseline: join(BASELINE_SOURCES, 'src/index.ts'),
 }
 
+/** Writes `src/` as of git revision `ref` where the baseline server is built from. */
+function extractBaseline(ref: string): void {
+  rmSync(BASELINE_SOURCES, { recursive: true, force: true })
+  mkdirSync(BASELINE_SOURCES, { recursive: true })
+  const archive = execFileSync('git', ['archive', '--format=tar', ref, 'src'], {
+    maxBuffer: 64 * 1024 * 1024,
+  })
+  execFileSync('tar', ['-x', '-C', BASELINE_SOURCES], { input: archive })
+}
+
+/** A body's size: call ids and scorer refs. */
+export type BodyShape = { ids: number; scorers: number }
+
 /** A request body like the SDK's: UUIDv7-shaped call ids, client scorer refs of one project. */
-export function requestBody(name: BodyName): string {
-  const { ids, scorers } = BODIES[name]
+export function requestBody(shape: BodyName | BodyShape): string {
+  const { ids, scorers } = typeof shape === 'string' ? BODIES[shape] : shape
   const hex = (n: number, width: number) => n.toString(16).padStart(width, '0')
   return JSON.stringify({
     project_id: PROJECT,
@@ -163,14 +182,20 @@ export type Bench = {
 }
 
 /**
- * Builds the production bundle (and the floors', with the same wrangler config), starts the sink
+ * Builds the production bundle (and the floors' and baseline's, with the same wrangler config), starts the sink
  * and serves each bundle under workerd on a free loopback port, with a fresh API key.
  */
 export async function startBench(options: {
   servers: readonly ServerName[]
   inspector?: string
+  /** Git revision the `baseline` server is built from (required when it is one of `servers`). */
+  baseline?: string
 }): Promise<Bench> {
   mkdirSync(OUT, { recursive: true })
+  if (options.servers.includes('baseline')) {
+    if (!options.baseline) throw new Error('the baseline server needs a git revision')
+    extractBaseline(options.baseline)
+  }
   const settings = readWorkerSettings('wrangler.toml')
   const bundles: Bench['bundles'] = {}
   for (const name of options.servers) {
@@ -231,4 +256,74 @@ export async function startBench(options: {
     await stop()
     throw e
   }
+}
+
+/** Median of a list of figures (NaN for none). */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
+}
+
+/**
+ * Median of the per-round ratios `a / b` of one figure: runs taken side by side, so a noisy
+ * round moves both.
+ */
+export const pairedRatio = (a: readonly Run[], b: readonly Run[], figure: keyof Run): number =>
+  median(a.map((run, i) => run[figure] / (b[i]?.[figure] ?? Number.NaN)))
+
+/**
+ * Checks that every server really accepts `body` with `{}` (a fast 4xx/5xx would look like
+ * speed), warms each isolate (JIT, outbound connections), then measures: per round, each server
+ * gets one fixed-length run, in an order that alternates between rounds so that none always runs
+ * on the warmer machine; the sink is emptied before each run.
+ */
+export async function measure(
+  bench: Bench,
+  servers: readonly ServerName[],
+  body: string,
+  options: { rounds: number; seconds: number; connections: number },
+  report: (name: ServerName, round: number, run: Run) => void = () => {},
+): Promise<Partial<Record<ServerName, Run[]>>> {
+  const server = (name: ServerName) => {
+    const running = bench.servers[name]
+    if (!running) throw new Error(`${name} did not start`)
+    return running
+  }
+  for (const name of servers) {
+    const answer = await fetch(`${server(name).url}/calls/score`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: bench.auth },
+      body,
+    })
+    const text = await answer.text()
+    if (answer.status !== 200 || text !== '{}') {
+      throw new Error(`${name} answered ${answer.status} ${text.slice(0, 300)}`)
+    }
+  }
+  for (const name of servers) await load(server(name).url, body, bench.auth, 1, options.connections)
+  const runs: Partial<Record<ServerName, Run[]>> = Object.fromEntries(
+    servers.map((name) => [name, []]),
+  )
+  for (let round = 0; round < options.rounds; round++) {
+    const order = round % 2 === 0 ? servers : [...servers].reverse()
+    for (const name of order) {
+      await bench.resetSink()
+      const { url, process } = server(name)
+      const run = await load(
+        url,
+        body,
+        bench.auth,
+        options.seconds,
+        options.connections,
+        process.pid,
+      )
+      runs[name]?.push(run)
+      report(name, round, run)
+    }
+  }
+  return runs
 }

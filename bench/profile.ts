@@ -1,10 +1,12 @@
 /**
- * `npm run bench:profile -- [small|large|max] [worker|floor|stack]`: a CPU profile of the production
- * bundle (or one of the floors) under load, taken through workerd's V8 inspector. Writes
- * bench/out/<server>-<body>.cpuprofile (open it in Chrome DevTools' Performance panel) and prints
- * the functions with the most self time, named through the bundle's source map.
+ * `npm run bench:profile -- [small|large|max] [worker|floor|stack|baseline]`: a CPU profile of
+ * the production bundle (or one of the floors, or the worker as of a git revision) under load,
+ * taken through workerd's V8 inspector. Writes bench/out/<server>-<body>.cpuprofile (open it in
+ * Chrome DevTools' Performance panel) and prints the functions with the most self time, named
+ * through the bundle's source map.
  *
- * Settings (environment): BENCH_SECONDS (5), BENCH_CONNECTIONS (8).
+ * Settings (environment): BENCH_SECONDS (5), BENCH_CONNECTIONS (8), BENCH_BASELINE (the git
+ * revision the `baseline` server is built from).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { SourceMap } from 'node:module'
@@ -63,7 +65,12 @@ async function inspect(address: string) {
 
 mkdirSync(OUT, { recursive: true })
 const inspector = `127.0.0.1:${await freePort()}`
-const bench = await startBench({ servers: [serverName], inspector })
+const baseline = process.env.BENCH_BASELINE || undefined
+const bench = await startBench({
+  servers: [serverName],
+  inspector,
+  ...(baseline ? { baseline } : {}),
+})
 try {
   const server = bench.servers[serverName]
   if (!server) throw new Error(`${serverName} did not start`)

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest'
-import { TEXT_FIRST_BYTES } from '../src/fastapi/body.ts'
+import { RUNTIME_PARSE_BYTES } from '../src/fastapi/body.ts'
 import { answer, call, createKey, uniqueTopic } from './helpers.ts'
 
 // FastAPI 0.142 / pydantic 2.13 parity, case by case (docs/compatibility.md).
@@ -372,6 +372,16 @@ describe("the edge's own checks, after parity validation", () => {
     ])
   })
 
+  it('rejects the halves of a pair split over two call ids', async () => {
+    const res = await post(
+      `{"project_id":"acme/support-bot","call_ids":["\\ud83d","\\ude00"],"scorer_refs":["${REF}"]}`,
+    )
+    expect(await detail(res)).toMatchObject([
+      { type: 'value_error', loc: ['body', 'call_ids', 0] },
+      { type: 'value_error', loc: ['body', 'call_ids', 1] },
+    ])
+  })
+
   it('accepts surrogate pairs, escaped or not', async () => {
     const res = await post(
       `{"project_id":"acme/support-bot","call_ids":["\\ud83d\\ude00","😀"],"scorer_refs":["${REF}"]}`,
@@ -388,7 +398,7 @@ describe("the edge's own checks, after parity validation", () => {
   })
 })
 
-describe(`bodies of ${TEXT_FIRST_BYTES} bytes and more (read as text first)`, () => {
+describe(`bodies of ${RUNTIME_PARSE_BYTES} bytes and more (parsed by the runtime first)`, () => {
   const utf8 = new TextEncoder()
   const ids = Array.from({ length: 600 }, (_, i) => `call-${String(i).padStart(30, '0')}`)
   const head = utf8.encode(`{"project_id":"acme/support-bot","scorer_refs":["${REF}"],"call_ids":[`)
@@ -398,10 +408,10 @@ describe(`bodies of ${TEXT_FIRST_BYTES} bytes and more (read as text first)`, ()
     const m = typeof middle === 'string' ? utf8.encode(middle) : middle
     return new Uint8Array([...prefix, ...head, 0x22, ...m, 0x22, 0x2c, ...tail])
   }
-  // With a Content-Length, as every real client sends: the text-first path. Without one, the
-  // bytes path (the reference): both must give the same answer.
+  // With a Content-Length, as every real client sends: the runtime's parse first. Without one,
+  // the bytes path (the reference): both must give the same answer.
   const both = async (body: Uint8Array) => {
-    expect(body.length).toBeGreaterThanOrEqual(TEXT_FIRST_BYTES)
+    expect(body.length).toBeGreaterThanOrEqual(RUNTIME_PARSE_BYTES)
     const vars = { KAFKA_TOPIC: topic }
     const headers = { 'content-length': String(body.length) }
     const viaText = await answer(await call({ key, body, headers, vars }))
@@ -440,6 +450,52 @@ describe(`bodies of ${TEXT_FIRST_BYTES} bytes and more (read as text first)`, ()
     const truncated = large('é')
     const cut = await both(truncated.subarray(0, truncated.length - 2))
     expect(cut).toMatchObject({ status: 422, body: { detail: [{ type: 'json_invalid' }] } })
+  })
+
+  // Leading whitespace makes any body large; the runtime parses such bodies itself (U+FFFD for a
+  // bad byte): the answer must still be CPython's, wherever the byte is and whatever else is wrong.
+  const padded = (...parts: (string | number)[]) =>
+    new Uint8Array([
+      ...utf8.encode(' '.repeat(RUNTIME_PARSE_BYTES)),
+      ...parts.flatMap((p) => (typeof p === 'number' ? [p] : [...utf8.encode(p)])),
+    ])
+  const parseError = { status: 400, body: { detail: 'There was an error parsing the body' } }
+
+  it('answers 400 for an undecodable byte in a key or a list the runtime could parse', async () => {
+    const ok = `"project_id":"acme/support-bot","call_ids":["c1"],"scorer_refs":["${REF}"]`
+    expect(await both(padded(`{${ok},"x`, 0xff, '":1}'))).toEqual(parseError)
+    const inIds = padded(
+      '{"project_id":"acme/support-bot","call_ids":["a","b',
+      0xff,
+      `"],"scorer_refs":["${REF}"]}`,
+    )
+    expect(await both(inIds)).toEqual(parseError)
+    const invalidToo = padded('{"project_id":1,"call_ids":["', 0xff, '"],"scorer_refs":[]}')
+    expect(await both(invalidToo)).toEqual(parseError)
+  })
+
+  it('answers 400 for valid JSON nested deeper than CPython parses', async () => {
+    const deep = padded(`{"n":${'['.repeat(50_000)}${']'.repeat(50_000)}}`)
+    expect(await both(deep)).toEqual(parseError)
+  })
+
+  it('finds lone surrogates, the halves of a pair split over two ids included', async () => {
+    const split = padded(
+      `{"project_id":"acme/support-bot","call_ids":["ok","\\ud83d","\\ude00"],"scorer_refs":[]}`,
+    )
+    expect(await both(split)).toMatchObject({
+      status: 422,
+      body: {
+        detail: [
+          { type: 'value_error', loc: ['body', 'call_ids', 1] },
+          { type: 'value_error', loc: ['body', 'call_ids', 2] },
+        ],
+      },
+    })
+    const paired = padded(
+      `{"project_id":"acme/support-bot","call_ids":["\\ud83d\\ude00","😀"],"scorer_refs":["${REF}"]}`,
+    )
+    expect(await both(paired)).toEqual({ status: 200, body: {} })
   })
 })
 

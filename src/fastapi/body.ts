@@ -17,12 +17,15 @@ export type ParsedBody = {
   /** Plain JS value, what zod validates. */
   plain: unknown
   /**
-   * True when no string in the body can hold a lone surrogate: the text has none and no `\u`
-   * escape that could make one. Lets the edge checks skip testing every string of a large body.
+   * True when no string in the body can hold a lone surrogate. Lets the edge checks skip testing
+   * every string of a large body.
    */
   wellFormed: boolean
-  /** The same body with Python's json semantics (exact numbers, dict order); parsed on demand. */
-  exact(): PyValue
+  /**
+   * The same body with Python's json semantics (exact numbers, dict order), parsed on demand: only
+   * error answers need it. Rejects with FastAPI's 400 for bytes CPython cannot decode.
+   */
+  exact(): Promise<PyValue>
 }
 
 // The Content-Type test of Hono's `validator('json')`; FastAPI's rule is wider (see below).
@@ -51,45 +54,14 @@ function parseExact(text: string): PyValue {
   }
 }
 
-/** From this many bytes on, a JSON body is first read as text (see {@link jsonText}). */
-export const TEXT_FIRST_BYTES = 16 * 1024
-
-/**
- * True when the runtime's UTF-8 text of a body is exactly what `json.loads(bytes)` decodes:
- * every byte was valid UTF-8 (no U+FFFD stood in for one; CPython's surrogatepass sequences are
- * invalid UTF-8 too), and the bytes cannot have been taken for UTF-16/32 (a NUL among the first
- * two) or carried a BOM the runtime may or may not have dropped. Anything else, including a real
- * U+FFFD in the body, goes to the exact decoding of the bytes.
- */
-const decodedLikeCPython = (text: string) =>
-  text !== '' &&
-  text.charCodeAt(0) !== 0 &&
-  text.charCodeAt(0) !== 0xfeff &&
-  text.charCodeAt(1) !== 0 &&
-  !text.includes('\uFFFD')
-
 /**
  * The body's text as `json.loads(bytes)` decodes it, or FastAPI's error: a missing body, a
- * non-JSON Content-Type (echoed as text), bytes CPython cannot decode (400). Large JSON bodies
- * are read with the runtime's own `text()`, which costs less than copying the bytes into an
- * ArrayBuffer and decoding them again (the benchmark's large and max bodies); a copy of the
- * stream is kept for the rare body whose text cannot be trusted to match.
+ * non-JSON Content-Type (echoed as text), bytes CPython cannot decode (400).
  */
-async function jsonText(
-  request: Request,
-  contentType: string | null,
-  contentLength: number,
-): Promise<string> {
-  const isJson = isJsonContentType(contentType)
-  let source = request
-  if (isJson && contentLength >= TEXT_FIRST_BYTES) {
-    source = request.clone()
-    const text = await request.text()
-    if (decodedLikeCPython(text)) return text
-  }
-  const bytes = new Uint8Array(await source.arrayBuffer())
+async function exactText(request: Request, contentType: string | null): Promise<string> {
+  const bytes = new Uint8Array(await request.arrayBuffer())
   if (bytes.length === 0) throw new RequestValidationError([missingError(['body'], null)])
-  if (!isJson) {
+  if (!isJsonContentType(contentType)) {
     // FastAPI echoes the raw text (it would 500 on bytes that are not UTF-8; we replace them).
     throw new RequestValidationError([notAnObjectError(lossyUtf8.decode(bytes))])
   }
@@ -101,32 +73,128 @@ async function jsonText(
   }
 }
 
+/** What a look at every string of a parsed body, keys included, found. */
+type StringScan = { replacement: boolean; wellFormed: boolean }
+
+// U+FFFD, or any surrogate code unit (no `u` flag: halves of well-formed pairs match too).
+const SUSPECT = /[\uFFFD\uD800-\uDFFF]/
+
+/**
+ * Looks at every string of a parsed JSON value for U+FFFD and surrogates, without recursion (a
+ * body may nest deeply). One regular expression test per string: the cheapest per-item test
+ * measured (a joined string costs more to build than the tests). A surrogate, paired or not,
+ * only makes the edge checks test each string precisely. Stops at the first U+FFFD: the caller
+ * then reads the body exactly anyway.
+ */
+function scanStrings(root: unknown): StringScan {
+  const found: StringScan = { replacement: false, wellFormed: true }
+  const look = (s: string) => {
+    if (!SUSPECT.test(s)) return
+    if (s.includes('\uFFFD')) found.replacement = true
+    else found.wellFormed = false
+  }
+  const pending: unknown[] = [root]
+  while (pending.length > 0 && !found.replacement) {
+    const value = pending.pop()
+    if (typeof value === 'string') look(value)
+    else if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        const item: unknown = value[i]
+        if (typeof item === 'string') look(item)
+        else if (typeof item === 'object' && item !== null) pending.push(item)
+      }
+    } else if (typeof value === 'object' && value !== null) {
+      for (const [key, item] of Object.entries(value)) {
+        look(key)
+        pending.push(item)
+      }
+    }
+  }
+  return found
+}
+
+/**
+ * From this many bytes on (by Content-Length, which every real client sends), a JSON body is
+ * parsed by the runtime first (see {@link runtimeParsed}); below it, the copy of the stream costs
+ * more than reading the bytes into JS (small bodies measured 8% more CPU per request that way).
+ */
+export const RUNTIME_PARSE_BYTES = 16 * 1024
+
+/**
+ * The body parsed by the runtime itself, when that is exactly what CPython would parse; with a
+ * copy of the stream kept for the exact reading that error answers need. workerd's own `json()`
+ * builds no JS string of the whole body, which measured about 10% of the CPU of a maximal request
+ * less than reading the text or the bytes into JS (the copy of the stream costs little). Its
+ * decoding is UTF-8 with one BOM stripped (CPython's 'utf-8-sig' does the same) and U+FFFD for
+ * every byte that is not UTF-8: a body it parses means the same to CPython unless some string
+ * holds U+FFFD (a replaced byte, or a real one: either way the exact path decides). Bodies CPython
+ * reads as UTF-16 or UTF-32 have a NUL or an invalid byte among their first bytes, which the
+ * runtime cannot parse. Otherwise the copy, to be read by the exact path.
+ */
+async function runtimeParsed(
+  request: Request,
+): Promise<{ plain: unknown; wellFormed: boolean; copy: Request } | { fallback: Request }> {
+  const copy = request.clone()
+  let plain: unknown
+  try {
+    plain = await request.json()
+  } catch {
+    return { fallback: copy }
+  }
+  const scan = scanStrings(plain)
+  if (scan.replacement) return { fallback: copy }
+  return { plain, wellFormed: scan.wellFormed, copy }
+}
+
 /**
  * Reads the body the way FastAPI's request handler does (fastapi/routing.py): an empty body is a
  * missing body whatever its Content-Type; only `application/json` and `application/*+json` are
  * parsed; bytes are decoded like `json.loads(bytes)`; decode errors are 422 `json_invalid` at the
  * code-point position CPython reports; anything else that breaks parsing is a 400.
  *
- * The fast path is the runtime's JSON.parse, which agrees with CPython on every text it accepts
- * that can pass validation; only texts it rejects (NaN, Infinity, real syntax errors) go through
- * the CPython port. The parsed value is handed to `zValidator` so the body is parsed once.
+ * The fast path is the runtime's own JSON parse of a JSON body (see {@link runtimeParsed}), which
+ * agrees with CPython on every text it accepts that can pass validation; every other body (empty,
+ * not JSON, not parsed by the runtime, holding U+FFFD) is read as bytes, decoded like CPython and
+ * parsed with JSON.parse, or with the CPython port where JSON.parse rejects it (NaN, Infinity,
+ * syntax errors). The parsed value is handed to `zValidator` so the body is parsed once.
  */
 export const fastapiJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
   const contentType = c.req.header('content-type') ?? null
-  const text = await jsonText(c.req.raw, contentType, Number(c.req.header('content-length')))
-  let exact: PyValue | undefined
-  let plain: unknown
-  try {
-    plain = JSON.parse(text)
-  } catch {
-    exact = parseExact(text)
-    plain = toPlain(exact)
+  let source = c.req.raw
+  let body: ParsedBody | undefined
+  if (
+    isJsonContentType(contentType) &&
+    Number(c.req.header('content-length')) >= RUNTIME_PARSE_BYTES
+  ) {
+    const parsed = await runtimeParsed(source)
+    if ('fallback' in parsed) source = parsed.fallback
+    else {
+      let exact: Promise<PyValue> | undefined
+      body = {
+        plain: parsed.plain,
+        wellFormed: parsed.wellFormed,
+        exact: () => (exact ??= exactText(parsed.copy, contentType).then(parseExact)),
+      }
+    }
   }
-  c.set('body', {
-    plain,
-    wellFormed: !text.includes('\\u') && text.isWellFormed(),
-    exact: () => (exact ??= parseExact(text)),
-  })
+  if (body === undefined) {
+    const text = await exactText(source, contentType)
+    let exact: PyValue | undefined
+    let plain: unknown
+    try {
+      plain = JSON.parse(text)
+    } catch {
+      exact = parseExact(text)
+      plain = toPlain(exact)
+    }
+    body = {
+      plain,
+      wellFormed: !text.includes('\\u') && text.isWellFormed(),
+      exact: async () => (exact ??= parseExact(text)),
+    }
+  }
+  c.set('body', body)
+  const plain = body.plain
 
   // zValidator reads through HonoRequest.json() and only for Content-Types its own regex accepts.
   // Hono's json() re-parses the cached text; answering it with the parsed value parses once.

@@ -16,7 +16,7 @@ import { rateLimitPerKey } from '../middleware/rate-limit.ts'
 import { REQUEST_ID_HEADER } from '../middleware/request-context.ts'
 import { kvDirectory } from '../projects/directory.ts'
 import { resolveInternalIds } from '../projects/internal-ids.ts'
-import { CallsScoreReq, CLIENT_REF } from '../schemas/calls-score.ts'
+import { CallsScoreReq, CLIENT_REF, isPlainCallsScoreRequest } from '../schemas/calls-score.ts'
 
 const bodyLimitOf = perSetting(
   (maxSize: number): MiddlewareHandler<AppEnv> =>
@@ -48,7 +48,7 @@ export function registerCallsScore(app: Hono<AppEnv>, deps: AppDeps): void {
     rateLimitPerKey,
     limitBody,
     fastapiJsonBody,
-    validateJson(CallsScoreReq),
+    validateJson(CallsScoreReq, isPlainCallsScoreRequest),
     async (c) => {
       const req = c.req.valid('json')
       const config = c.get('config')

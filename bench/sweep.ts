@@ -1,0 +1,124 @@
+/**
+ * `npm run bench:sweep`: how the cost of a request grows with its call ids. The worker, the
+ * stack floor and the floor (see bench/run.ts) are measured on bodies of 10, 100, 1,000 and
+ * 10,000 call ids with a fixed number of scorer refs, the same way as `npm run bench` (paired,
+ * alternating rounds), and the median CPU per request is drawn against call ids on log-log axes
+ * (bench/chart.ts) into docs/performance-sweep.svg. bench/out/sweep.json keeps every run.
+ *
+ * Settings (environment): BENCH_SWEEP_IDS (10,100,1000,10000), BENCH_SWEEP_SCORERS (5),
+ * BENCH_SWEEP_ROUNDS (3), BENCH_SWEEP_SECONDS (3), BENCH_CONNECTIONS (8), BENCH_SWEEP_SVG
+ * (docs/performance-sweep.svg; empty to draw nothing).
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { renderSweepSvg, type SweepPoint, type SweepResults } from './chart.ts'
+import {
+  type Bench,
+  measure,
+  median,
+  pairedRatio,
+  type Run,
+  requestBody,
+  type ServerName,
+  startBench,
+} from './lib.ts'
+
+const OUT = 'bench/out'
+
+function positive(name: string, fallback: number): number {
+  const value = Number(process.env[name] ?? fallback)
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`)
+  return value
+}
+const IDS = (process.env.BENCH_SWEEP_IDS ?? '10,100,1000,10000').split(',').map((n) => {
+  const ids = Number(n)
+  if (!Number.isInteger(ids) || ids < 1) throw new Error('BENCH_SWEEP_IDS: positive integers')
+  return ids
+})
+const SCORERS = positive('BENCH_SWEEP_SCORERS', 5)
+const ROUNDS = positive('BENCH_SWEEP_ROUNDS', 3)
+const SECONDS = positive('BENCH_SWEEP_SECONDS', 3)
+const CONNECTIONS = positive('BENCH_CONNECTIONS', 8)
+const SVG = process.env.BENCH_SWEEP_SVG ?? 'docs/performance-sweep.svg'
+const SERVERS: ServerName[] = ['worker', 'stack', 'floor']
+
+let bench: Bench | undefined
+// Bounded like bench/run.ts: fixed-length runs, and a watchdog that ends everything it started.
+const budgetMs = (IDS.length * (ROUNDS + 1) * SERVERS.length * (SECONDS + 3) + 180) * 1000
+const watchdog = setTimeout(() => {
+  process.stderr.write(`bench:sweep: still running after ${budgetMs / 1000} s, stopping\n`)
+  void (bench?.stop() ?? Promise.resolve()).finally(() => process.exit(1))
+}, budgetMs)
+process.once(
+  'SIGINT',
+  () => void (bench?.stop() ?? Promise.resolve()).finally(() => process.exit(130)),
+)
+
+try {
+  rmSync(OUT, { recursive: true, force: true })
+  mkdirSync(OUT, { recursive: true })
+  console.log(`building ${SERVERS.join(', ')} (wrangler deploy --dry-run)…`)
+  bench = await startBench({ servers: SERVERS })
+  const resetter = setInterval(() => void bench?.resetSink().catch(() => {}), 1000)
+  console.log(
+    `call ids ${IDS.join(', ')} with ${SCORERS} scorer refs; ${ROUNDS} round(s) × ${SECONDS} s per server, ${CONNECTIONS} connections`,
+  )
+  const runs: Record<number, Partial<Record<ServerName, Run[]>>> = {}
+  const points: SweepPoint[] = []
+  for (const ids of IDS) {
+    const per = await measure(
+      bench,
+      SERVERS,
+      requestBody({ ids, scorers: SCORERS }),
+      { rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS },
+      (name, round, run) =>
+        console.log(
+          `  ${String(ids).padStart(6)} ids  round ${round + 1}  ${name.padEnd(6)} ${run.rps.toFixed(0).padStart(6)} req/s  ${run.cpuUsPerRequest.toFixed(0)} µs CPU/req${run.non2xx + run.errors ? `  (${run.non2xx} non-2xx, ${run.errors} errors)` : ''}`,
+        ),
+    )
+    runs[ids] = per
+    for (const server of SERVERS) {
+      const rs = per[server] ?? []
+      points.push({
+        server,
+        callIds: ids,
+        cpuUsPerRequest: Math.round(median(rs.map((r) => r.cpuUsPerRequest))),
+        rps: Math.round(median(rs.map((r) => r.rps))),
+      })
+    }
+  }
+  clearInterval(resetter)
+
+  const cpu = (server: ServerName, ids: number) =>
+    points.find((p) => p.server === server && p.callIds === ids)?.cpuUsPerRequest ?? Number.NaN
+  const rows = [
+    '| Call ids | Worker CPU µs/req | Stack CPU µs/req | Floor CPU µs/req | CPU worker/stack | Worker/stack req/s |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: |',
+  ]
+  for (const ids of IDS) {
+    const w = runs[ids]?.worker ?? []
+    const s = runs[ids]?.stack ?? []
+    rows.push(
+      `| ${ids.toLocaleString('en')} | ${cpu('worker', ids)} | ${cpu('stack', ids)} | ${cpu('floor', ids)} | ${pairedRatio(w, s, 'cpuUsPerRequest').toFixed(2)}x | ${pairedRatio(w, s, 'rps').toFixed(2)}x |`,
+    )
+  }
+  console.log(`\n${rows.join('\n')}\n`)
+
+  const results: SweepResults & { runs: typeof runs } = {
+    date: new Date().toISOString(),
+    scorers: SCORERS,
+    rounds: ROUNDS,
+    seconds: SECONDS,
+    connections: CONNECTIONS,
+    points,
+    runs,
+  }
+  writeFileSync(join(OUT, 'sweep.json'), JSON.stringify(results, null, 2))
+  if (SVG) {
+    writeFileSync(SVG, await renderSweepSvg(results))
+    console.log(`wrote ${SVG}`)
+  }
+} finally {
+  clearTimeout(watchdog)
+  await bench?.stop()
+}
