@@ -218,9 +218,20 @@ describe('DELIVERY_MODE=queue', () => {
     ['an unknown DELIVERY_MODE', { DELIVERY_MODE: 'fast' }],
     ['a request limit too small for one job', { KAFKA_REST_MAX_REQUEST_BYTES: '1000' }],
     ['a throttle pause that is not a number', { KAFKA_THROTTLE_PAUSE_SECONDS: 'soon' }],
-  ])('%s is a loud 503 misconfiguration', async (_, vars) => {
-    const res = await call({ key: await createKey(), body: validBody(), vars })
+    [
+      'queue mode without a queue to deliver to',
+      { DELIVERY_MODE: 'queue', SCORE_QUEUE: undefined },
+    ],
+  ])('%s is a loud 503 misconfiguration, the setting named in the log', async (_, vars) => {
+    let res: Response | undefined
+    const logs = await captureLogs(async () => {
+      res = await call({ key: await createKey(), body: validBody(), vars })
+    })
+    if (!res) throw new Error('no response')
     expect(await answer(res)).toEqual({ status: 503, body: { detail: 'Service misconfigured' } })
+    const line = logs.find((l) => l.msg === 'request') ?? {}
+    const problems = (line.config_problems ?? []) as string[]
+    expect(problems.some((p) => Object.keys(vars).some((v) => p.startsWith(`${v}:`)))).toBe(true)
   })
 })
 

@@ -30,6 +30,11 @@ export type DeliveryConfig = {
   throttleMaxPauseSeconds: number
 }
 
+const isQueueBinding = (value: unknown): boolean =>
+  typeof value === 'object' &&
+  value !== null &&
+  typeof Reflect.get(value, 'sendBatch') === 'function'
+
 const cache = new WeakMap<object, DeliveryConfig | string[]>()
 
 /** Parses (and caches per env object) the delivery settings; problems come back as a list. */
@@ -37,14 +42,20 @@ export function loadDeliveryConfig(env: Env): DeliveryConfig | string[] {
   const cached = cache.get(env)
   if (cached) return cached
   const parsed = DeliveryConfigSchema.safeParse(env)
-  const result = parsed.success
-    ? {
-        mode: parsed.data.DELIVERY_MODE,
-        maxRequestBytes: parsed.data.KAFKA_REST_MAX_REQUEST_BYTES,
-        throttlePauseSeconds: parsed.data.KAFKA_THROTTLE_PAUSE_SECONDS,
-        throttleMaxPauseSeconds: parsed.data.KAFKA_THROTTLE_MAX_PAUSE_SECONDS,
-      }
-    : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)
+  let result: DeliveryConfig | string[]
+  if (!parsed.success) {
+    result = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)
+  } else if (parsed.data.DELIVERY_MODE === 'queue' && !isQueueBinding(env.SCORE_QUEUE)) {
+    // Every request would fail with a 503 that blames Kafka: say what is wrong instead.
+    result = ['SCORE_QUEUE: a queue producer binding is required when DELIVERY_MODE is queue']
+  } else {
+    result = {
+      mode: parsed.data.DELIVERY_MODE,
+      maxRequestBytes: parsed.data.KAFKA_REST_MAX_REQUEST_BYTES,
+      throttlePauseSeconds: parsed.data.KAFKA_THROTTLE_PAUSE_SECONDS,
+      throttleMaxPauseSeconds: parsed.data.KAFKA_THROTTLE_MAX_PAUSE_SECONDS,
+    }
+  }
   cache.set(env, result)
   return result
 }
