@@ -108,6 +108,7 @@ describe('npm run projects', () => {
       ['put', 'acme/bot/x', 'ID'],
       ['put', 'acme/*', 'ID'],
       ['put', 'refused/bot', 'an id with spaces'],
+      ['put', 'refused/bot', 'x'.repeat(1016)],
       ['put', 'refused/bot'],
       ['get'],
     ]) {
@@ -144,6 +145,13 @@ describe('npm run projects', () => {
     const bad = projects('import', file('bad.json', { 'good/one': 'G', 'not-a-project': 'X' }))
     assert.equal(bad.status, 1)
     assert.match(bad.stderr, /nothing imported:\n {2}not-a-project: not an external project id/)
+    // An id KV's metadata cannot hold would fail the bulk write after the good entries landed.
+    const long = projects(
+      'import',
+      file('long.json', { 'good/one': 'G', 'long/id': 'x'.repeat(1016) }),
+    )
+    assert.equal(long.status, 1)
+    assert.match(long.stderr, /long\/id: the internal id is too long/)
     assert.equal(projects('import', file('list.json', [['a/b', 'c']])).status, 1)
     assert.equal(projects('import', file('broken.json', '{"a/b":')).status, 1)
     assert.deepEqual(listProjects(LOCAL), before)

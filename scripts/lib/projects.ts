@@ -11,9 +11,11 @@ import { join } from 'node:path'
 import { getKv, type KvTarget, kvArgs, listKv, wrangler } from './kv.ts'
 
 const BINDING = 'PROJECT_IDS'
-// KV refuses longer keys (UTF-8 bytes).
+// KV refuses longer keys, and longer metadata (`{"id":…}`, so a listing reads no values), in
+// UTF-8 bytes. An id whose metadata does not fit would fail its write, and in a bulk import
+// after the other entries were written.
 const KEY_MAX_BYTES = 512
-const ID_MAX_CHARS = 1024
+const METADATA_MAX_BYTES = 1024
 
 /** An external project id as clients send it: `entity/project`, neither part empty. */
 const PROJECT = /^[^\s/*]+\/[^\s/*]+$/
@@ -24,8 +26,11 @@ export function entryProblem(project: string, id: unknown): string | undefined {
   if (Buffer.byteLength(project) > KEY_MAX_BYTES) {
     return `${project.slice(0, 40)}…: longer than KV's ${KEY_MAX_BYTES}-byte keys`
   }
-  if (typeof id !== 'string' || !/^[^\s\p{Cc}]+$/u.test(id) || id.length > ID_MAX_CHARS) {
+  if (typeof id !== 'string' || !/^[^\s\p{Cc}]+$/u.test(id)) {
     return `${project}: the internal id must be a non-empty string without spaces or control characters`
+  }
+  if (Buffer.byteLength(JSON.stringify({ id })) > METADATA_MAX_BYTES) {
+    return `${project}: the internal id is too long (KV metadata holds ${METADATA_MAX_BYTES} bytes)`
   }
   return undefined
 }
