@@ -201,6 +201,7 @@ describe('DELIVERY_MODE=queue', () => {
     ['an unknown DELIVERY_MODE', { DELIVERY_MODE: 'fast' }],
     ['a request limit too small for one job', { KAFKA_REST_MAX_REQUEST_BYTES: '1000' }],
     ['a throttle pause that is not a number', { KAFKA_THROTTLE_PAUSE_SECONDS: 'soon' }],
+    ['an emptied maximum pause (not 0: no pause at all)', { KAFKA_THROTTLE_MAX_PAUSE_SECONDS: '' }],
     [
       'queue mode without a queue to deliver to',
       { DELIVERY_MODE: 'queue', SCORE_QUEUE: undefined },

@@ -1,6 +1,5 @@
 import * as z from 'zod'
-
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+import { intSetting } from '../lib/settings.ts'
 
 /** What `200 {}` waits for (docs/scaling.md, "DELIVERY_MODE"). */
 export const DELIVERY_MODES = ['direct', 'queue'] as const
@@ -14,9 +13,9 @@ const DeliveryConfigSchema = z.object({
     z.enum(DELIVERY_MODES, { error: `must be one of ${DELIVERY_MODES.join(', ')}` }),
   ),
   // Below 64 KiB one maximal job (100 ids, 100 refs) would not fit a request on its own.
-  KAFKA_REST_MAX_REQUEST_BYTES: int(65_536, 100 * 1024 * 1024),
-  KAFKA_THROTTLE_PAUSE_SECONDS: int(0, 3_600),
-  KAFKA_THROTTLE_MAX_PAUSE_SECONDS: int(0, 3_600),
+  KAFKA_REST_MAX_REQUEST_BYTES: intSetting(65_536, 100 * 1024 * 1024),
+  KAFKA_THROTTLE_PAUSE_SECONDS: intSetting(0, 3_600),
+  KAFKA_THROTTLE_MAX_PAUSE_SECONDS: intSetting(0, 3_600),
 })
 
 /** How accepted jobs travel to Kafka (wrangler vars). */
