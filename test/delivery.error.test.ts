@@ -203,6 +203,10 @@ describe('DELIVERY_MODE=queue', () => {
     ['a throttle pause that is not a number', { KAFKA_THROTTLE_PAUSE_SECONDS: 'soon' }],
     ['an emptied maximum pause (not 0: no pause at all)', { KAFKA_THROTTLE_MAX_PAUSE_SECONDS: '' }],
     [
+      'a default pause the maximum would cut',
+      { KAFKA_THROTTLE_PAUSE_SECONDS: '60', KAFKA_THROTTLE_MAX_PAUSE_SECONDS: '30' },
+    ],
+    [
       'queue mode without a queue to deliver to',
       { DELIVERY_MODE: 'queue', SCORE_QUEUE: undefined },
     ],

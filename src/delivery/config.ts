@@ -44,6 +44,13 @@ export function loadDeliveryConfig(env: Env): DeliveryConfig | string[] {
   let result: DeliveryConfig | string[]
   if (!parsed.success) {
     result = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)
+  } else if (
+    parsed.data.KAFKA_THROTTLE_PAUSE_SECONDS > parsed.data.KAFKA_THROTTLE_MAX_PAUSE_SECONDS
+  ) {
+    // The maximum would silently cut the default pause: say which of the two is wrong.
+    result = [
+      'KAFKA_THROTTLE_PAUSE_SECONDS: must not exceed KAFKA_THROTTLE_MAX_PAUSE_SECONDS, which caps every pause',
+    ]
   } else if (parsed.data.DELIVERY_MODE === 'queue' && !isQueueBinding(env.SCORE_QUEUE)) {
     // Every request would fail with a 503 that blames Kafka: say what is wrong instead.
     result = ['SCORE_QUEUE: a queue producer binding is required when DELIVERY_MODE is queue']
