@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { type RunningSink, startSink } from '../dev/sink/sink.ts'
 import { hashKey, putKeyRecord } from './lib/keys.ts'
-import { wrangler } from './lib/kv.ts'
+import { wrangler, wranglerCalls } from './lib/kv.ts'
 import { type DevWorker, localState, startWranglerDev } from './lib/kv-selftest.ts'
 import { listProjects } from './lib/projects.ts'
 
@@ -132,6 +132,28 @@ describe('npm run projects', () => {
     assert.equal(table.status, 0, table.stderr)
     assert.match(table.stdout, /^hand\/made +SGFuZA$/m)
     assert.match(table.stdout, /^PROJECT +INTERNAL ID$/m)
+  })
+
+  it('entries written without metadata by other tools are read 100 to a wrangler call, not one each', () => {
+    const seeded = Array.from({ length: 150 }, (_, i) => ({
+      key: `seeded/p${i}`,
+      value: `U2VlZA${i}`,
+    }))
+    wrangler([
+      'kv',
+      'bulk',
+      'put',
+      file('seeded.json', seeded),
+      '--binding',
+      'PROJECT_IDS',
+      ...TARGET,
+    ])
+    const before = wranglerCalls()
+    const listed = listProjects(LOCAL)
+    // One listing, then 151 values without metadata (these and hand/made): two bulk reads.
+    assert.equal(wranglerCalls() - before, 3)
+    for (const { key, value } of seeded) assert.equal(listed[key], value, key)
+    assert.equal(listed['hand/made'], 'SGFuZA')
   })
 })
 

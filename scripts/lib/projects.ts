@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { getKv, type KvTarget, kvArgs, listKv, wrangler } from './kv.ts'
+import { getKv, getKvMany, type KvTarget, kvArgs, listKv, wrangler } from './kv.ts'
 
 const BINDING = 'PROJECT_IDS'
 // KV refuses longer keys, and longer metadata (`{"id":…}`, so a listing reads no values), in
@@ -72,13 +72,16 @@ const metadataId = (metadata: unknown): string | undefined => {
 
 /**
  * The whole directory, `{ "entity/project": "<internal id>" }` in key order (the format
- * {@link importProjects} takes): ids from the metadata, read one by one only for entries
- * written without it (by hand).
+ * {@link importProjects} takes): ids from the metadata, read in bulk only for entries
+ * written without it (by hand or by other tools), 100 to a wrangler call.
  */
 export function listProjects(target: KvTarget): Record<string, string> {
+  const entries = listKv(BINDING, target)
+  const unlabelled = entries.filter((e) => metadataId(e.metadata) === undefined).map((e) => e.name)
+  const read = getKvMany(BINDING, target, unlabelled)
   const out: Record<string, string> = {}
-  for (const { name, metadata } of listKv(BINDING, target)) {
-    const id = metadataId(metadata) ?? getProject(target, name)
+  for (const { name, metadata } of entries) {
+    const id = metadataId(metadata) ?? read.get(name)
     if (id !== undefined) out[name] = id
   }
   return out
