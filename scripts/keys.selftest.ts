@@ -4,32 +4,20 @@
  * wrangler call starts a local runtime (seconds each), so the checks are grouped to need few.
  */
 import assert from 'node:assert/strict'
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
-import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
+import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { fileURLToPath } from 'node:url'
 import { ApiKeyRecordSchema } from '../src/auth/key-record.ts'
 import { hashKey, listKeyRecords, newApiKey, putKeyRecord } from './lib/keys.ts'
-import { type KvTarget, wrangler } from './lib/kv.ts'
+import { wrangler } from './lib/kv.ts'
+import { type DevWorker, localState, startWranglerDev } from './lib/kv-selftest.ts'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const CLI = fileURLToPath(new URL('./keys.ts', import.meta.url))
-const WRANGLER = join(ROOT, 'node_modules', 'wrangler', 'bin', 'wrangler.js')
-const state = mkdtempSync(join(tmpdir(), 'keys-selftest-'))
-const TARGET = ['--local', '--persist-to', state]
-const LOCAL: KvTarget = { local: true, persistTo: state }
-
+const local = localState('keys', new URL('./keys.ts', import.meta.url))
+const state = local.dir
+const TARGET = local.args
+const LOCAL = local.target
 /** Runs `npm run keys -- <args>` the way npm does, against the temporary state. */
-function keys(...args: string[]) {
-  const run = spawnSync(process.execPath, [CLI, ...args, ...TARGET], {
-    cwd: ROOT,
-    encoding: 'utf8',
-  })
-  return { status: run.status, stdout: run.stdout, stderr: run.stderr }
-}
+const keys = local.run
 
 /** What `wrangler kv key get --local` reads under a hash: the stored text, or null. */
 function stored(hash: string): string | null {
@@ -51,40 +39,20 @@ const allFiles = (dir: string): string[] =>
   })
 
 // The worker under `wrangler dev` on the same state, booting while the CLI checks run.
-let dev: ChildProcess | undefined
-let base = ''
+let dev: DevWorker | undefined
 
 before(async () => {
-  const port = await new Promise<number>((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0))
-    })
+  dev = await startWranglerDev(state, {
+    // Configuration enough to get past the configuration check; nothing here reaches Kafka.
+    UPSTASH_KAFKA_REST_URL: 'http://127.0.0.1:9',
+    UPSTASH_KAFKA_REST_USERNAME: 'selftest',
+    UPSTASH_KAFKA_REST_PASSWORD: 'selftest',
   })
-  base = `http://127.0.0.1:${port}`
-  dev = spawn(
-    process.execPath,
-    [
-      WRANGLER,
-      'dev',
-      ...['--port', String(port), '--ip', '127.0.0.1', '--persist-to', state],
-      ...['--inspector-port', '0', '--show-interactive-dev-session=false', '--log-level', 'error'],
-      // Configuration enough to get past the configuration check; nothing here reaches Kafka.
-      ...['--var', 'UPSTASH_KAFKA_REST_URL:http://127.0.0.1:9'],
-      ...['--var', 'UPSTASH_KAFKA_REST_USERNAME:selftest'],
-      ...['--var', 'UPSTASH_KAFKA_REST_PASSWORD:selftest'],
-    ],
-    {
-      cwd: ROOT,
-      stdio: ['ignore', 'ignore', 'inherit'],
-      env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
-    },
-  )
 })
 
 after(() => {
-  dev?.kill('SIGINT')
-  rmSync(state, { recursive: true, force: true })
+  dev?.stop()
+  local.remove()
 })
 
 describe('npm run keys', () => {
@@ -122,10 +90,7 @@ describe('npm run keys', () => {
       assert.equal(run.status, 2, args.join(' '))
       assert.equal(run.stdout, '', 'no key printed')
     }
-    const noTarget = spawnSync(process.execPath, [CLI, 'create', '--user', 'refused'], {
-      cwd: ROOT,
-      encoding: 'utf8',
-    })
+    const noTarget = local.bare('create', '--user', 'refused')
     assert.equal(noTarget.status, 2)
     assert.match(noTarget.stderr, /--local, --remote or --env/)
     const json = keys('list', '--json')
@@ -206,23 +171,16 @@ describe('npm run keys', () => {
 describe('the worker (wrangler dev on the same local state) honours the CLI', () => {
   /** POSTs an empty body with the key; retried while wrangler dev (re)starts. */
   async function score(key: string): Promise<number> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const res = await fetch(`${base}/calls/score`, {
-          method: 'POST',
-          headers: {
-            authorization: `Basic ${Buffer.from(`api:${key}`).toString('base64')}`,
-            'content-type': 'application/json',
-          },
-          body: '{}',
-        })
-        return res.status
-      } catch (err) {
-        // Not up yet, or reloading because a source file changed.
-        if (attempt >= 240 || dev?.exitCode !== null) throw err
-        await new Promise((r) => setTimeout(r, 500))
-      }
-    }
+    const res = await (dev as DevWorker).fetch('/calls/score', {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from(`api:${key}`).toString('base64')}`,
+        'content-type': 'application/json',
+      },
+      body: '{}',
+    })
+    await res.arrayBuffer()
+    return res.status
   }
 
   it('a created key authenticates (the empty body then fails validation); revoked, it is a 401', async () => {

@@ -5,33 +5,21 @@
  * (seconds each), so the checks are grouped to need few.
  */
 import assert from 'node:assert/strict'
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { fileURLToPath } from 'node:url'
 import { type RunningSink, startSink } from '../dev/sink/sink.ts'
 import { hashKey, putKeyRecord } from './lib/keys.ts'
-import { type KvTarget, wrangler } from './lib/kv.ts'
+import { wrangler, wranglerCalls } from './lib/kv.ts'
+import { type DevWorker, localState, startWranglerDev } from './lib/kv-selftest.ts'
 import { listProjects } from './lib/projects.ts'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const CLI = fileURLToPath(new URL('./projects.ts', import.meta.url))
-const WRANGLER = join(ROOT, 'node_modules', 'wrangler', 'bin', 'wrangler.js')
-const state = mkdtempSync(join(tmpdir(), 'projects-selftest-'))
-const TARGET = ['--local', '--persist-to', state]
-const LOCAL: KvTarget = { local: true, persistTo: state }
-
+const local = localState('projects', new URL('./projects.ts', import.meta.url))
+const state = local.dir
+const TARGET = local.args
+const LOCAL = local.target
 /** Runs `npm run projects -- <args>` the way npm does, against the temporary state. */
-function projects(...args: string[]) {
-  const run = spawnSync(process.execPath, [CLI, ...args, ...TARGET], {
-    cwd: ROOT,
-    encoding: 'utf8',
-  })
-  return { status: run.status, stdout: run.stdout, stderr: run.stderr }
-}
+const projects = local.run
 
 /** Writes a JSON file in the temporary directory; returns its path. */
 function file(name: string, content: unknown): string {
@@ -41,44 +29,25 @@ function file(name: string, content: unknown): string {
 }
 
 // The worker under `wrangler dev` on the same state, in internal form, producing to a real sink.
-let dev: ChildProcess | undefined
+let dev: DevWorker | undefined
 let sink: RunningSink | undefined
-let base = ''
 const apiKey = `selftest-${crypto.randomUUID()}`
 
 before(async () => {
   sink = await startSink({ port: 0, username: 'selftest', password: 'selftest' })
-  const port = await new Promise<number>((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0))
-    })
+  dev = await startWranglerDev(state, {
+    KAFKA_ID_FORM: 'internal',
+    PROJECT_IDS_CACHE_SECONDS: '0',
+    UPSTASH_KAFKA_REST_URL: sink.url,
+    UPSTASH_KAFKA_REST_USERNAME: 'selftest',
+    UPSTASH_KAFKA_REST_PASSWORD: 'selftest',
   })
-  base = `http://127.0.0.1:${port}`
-  dev = spawn(
-    process.execPath,
-    [
-      WRANGLER,
-      'dev',
-      ...['--port', String(port), '--ip', '127.0.0.1', '--persist-to', state],
-      ...['--inspector-port', '0', '--show-interactive-dev-session=false', '--log-level', 'error'],
-      ...['--var', 'KAFKA_ID_FORM:internal', '--var', 'PROJECT_IDS_CACHE_SECONDS:0'],
-      ...['--var', `UPSTASH_KAFKA_REST_URL:${sink.url}`],
-      ...['--var', 'UPSTASH_KAFKA_REST_USERNAME:selftest'],
-      ...['--var', 'UPSTASH_KAFKA_REST_PASSWORD:selftest'],
-    ],
-    {
-      cwd: ROOT,
-      stdio: ['ignore', 'ignore', 'inherit'],
-      env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
-    },
-  )
 })
 
 after(async () => {
-  dev?.kill('SIGINT')
+  dev?.stop()
   await sink?.close()
-  rmSync(state, { recursive: true, force: true })
+  local.remove()
 })
 
 describe('npm run projects', () => {
@@ -108,13 +77,14 @@ describe('npm run projects', () => {
       ['put', 'acme/bot/x', 'ID'],
       ['put', 'acme/*', 'ID'],
       ['put', 'refused/bot', 'an id with spaces'],
+      ['put', 'refused/bot', 'x'.repeat(1016)],
       ['put', 'refused/bot'],
       ['get'],
     ]) {
       const run = projects(...args)
       assert.equal(run.status, 2, args.join(' '))
     }
-    const noTarget = spawnSync(process.execPath, [CLI, 'list'], { cwd: ROOT, encoding: 'utf8' })
+    const noTarget = local.bare('list')
     assert.equal(noTarget.status, 2)
     assert.match(noTarget.stderr, /--local, --remote or --env/)
     assert.equal(listProjects(LOCAL)['refused/bot'], undefined)
@@ -144,6 +114,13 @@ describe('npm run projects', () => {
     const bad = projects('import', file('bad.json', { 'good/one': 'G', 'not-a-project': 'X' }))
     assert.equal(bad.status, 1)
     assert.match(bad.stderr, /nothing imported:\n {2}not-a-project: not an external project id/)
+    // An id KV's metadata cannot hold would fail the bulk write after the good entries landed.
+    const long = projects(
+      'import',
+      file('long.json', { 'good/one': 'G', 'long/id': 'x'.repeat(1016) }),
+    )
+    assert.equal(long.status, 1)
+    assert.match(long.stderr, /long\/id: the internal id is too long/)
     assert.equal(projects('import', file('list.json', [['a/b', 'c']])).status, 1)
     assert.equal(projects('import', file('broken.json', '{"a/b":')).status, 1)
     assert.deepEqual(listProjects(LOCAL), before)
@@ -156,33 +133,47 @@ describe('npm run projects', () => {
     assert.match(table.stdout, /^hand\/made +SGFuZA$/m)
     assert.match(table.stdout, /^PROJECT +INTERNAL ID$/m)
   })
+
+  it('entries written without metadata by other tools are read 100 to a wrangler call, not one each', () => {
+    const seeded = Array.from({ length: 150 }, (_, i) => ({
+      key: `seeded/p${i}`,
+      value: `U2VlZA${i}`,
+    }))
+    wrangler([
+      'kv',
+      'bulk',
+      'put',
+      file('seeded.json', seeded),
+      '--binding',
+      'PROJECT_IDS',
+      ...TARGET,
+    ])
+    const before = wranglerCalls()
+    const listed = listProjects(LOCAL)
+    // One listing, then 151 values without metadata (these and hand/made): two bulk reads.
+    assert.equal(wranglerCalls() - before, 3)
+    for (const { key, value } of seeded) assert.equal(listed[key], value, key)
+    assert.equal(listed['hand/made'], 'SGFuZA')
+  })
 })
 
 describe('the worker in internal form (wrangler dev on the same local state) honours the CLI', () => {
   /** POSTs one call id for `project`; retried while wrangler dev (re)starts. */
   async function score(project: string): Promise<number> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const res = await fetch(`${base}/calls/score`, {
-          method: 'POST',
-          headers: {
-            authorization: `Basic ${Buffer.from(`api:${apiKey}`).toString('base64')}`,
-            'content-type': 'application/json',
-          },
-          body: JSON.stringify({
-            project_id: project,
-            call_ids: ['c1'],
-            scorer_refs: [`weave:///${project}/object/Toxicity:9f2c`],
-          }),
-        })
-        await res.arrayBuffer()
-        return res.status
-      } catch (err) {
-        // Not up yet, or reloading because a source file changed.
-        if (attempt >= 240 || dev?.exitCode !== null) throw err
-        await new Promise((r) => setTimeout(r, 500))
-      }
-    }
+    const res = await (dev as DevWorker).fetch('/calls/score', {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from(`api:${apiKey}`).toString('base64')}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({
+        project_id: project,
+        call_ids: ['c1'],
+        scorer_refs: [`weave:///${project}/object/Toxicity:9f2c`],
+      }),
+    })
+    await res.arrayBuffer()
+    return res.status
   }
 
   it('unlisted: 404; listed: the job carries the internal id; deleted: 404 again', async () => {

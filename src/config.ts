@@ -3,23 +3,22 @@ import * as z from 'zod'
 import { type DeliveryConfig, loadDeliveryConfig } from './delivery/config.ts'
 import type { AppEnv } from './env.ts'
 import { ApiError } from './errors.ts'
+import { intSetting } from './lib/settings.ts'
 import { type IdConfig, loadIdConfig } from './projects/config.ts'
 import { loadQueueConfig, type QueueConfig } from './queue/config.ts'
-
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
 
 /** Wrangler vars and secrets, checked once per isolate and env object. */
 const ConfigSchema = z.object({
   KAFKA_TOPIC: z.string().min(1),
-  KAFKA_PROJECT_BUCKETS: int(1, 1_000_000),
-  KAFKA_PRODUCE_TIMEOUT_MS: int(1, 60_000),
-  KAFKA_PRODUCE_RETRIES: int(0, 10),
-  RETRY_AFTER_SECONDS: int(0, 86_400),
-  MAX_CALL_IDS: int(0, 1_000_000),
-  MAX_SCORER_REFS: int(0, 100_000),
-  MAX_BODY_BYTES: int(1, 100 * 1024 * 1024),
+  KAFKA_PROJECT_BUCKETS: intSetting(1, 1_000_000),
+  KAFKA_PRODUCE_TIMEOUT_MS: intSetting(1, 60_000),
+  KAFKA_PRODUCE_RETRIES: intSetting(0, 10),
+  RETRY_AFTER_SECONDS: intSetting(0, 86_400),
+  MAX_CALL_IDS: intSetting(0, 1_000_000),
+  MAX_SCORER_REFS: intSetting(0, 100_000),
+  MAX_BODY_BYTES: intSetting(1, 100 * 1024 * 1024),
   AUTH_REALM: z.string().min(1),
-  RATE_LIMIT_RETRY_AFTER_SECONDS: int(1, 99_999),
+  RATE_LIMIT_RETRY_AFTER_SECONDS: intSetting(1, 99_999),
 })
 
 /** The Kafka REST dialects the worker produces in (docs/kafka-rest-dialects.md). */

@@ -1,19 +1,20 @@
-import { createExecutionContext, createMessageBatch, getQueueResult } from 'cloudflare:test'
-import { env } from 'cloudflare:workers'
-import { describe, expect, it, vi } from 'vitest'
-import worker from '../src/index.ts'
-import type { QueuedJob } from '../src/queue/jobs-queue.ts'
+import { describe, expect, it } from 'vitest'
 import {
   answer,
   call,
   captureLogs,
+  consumeBatch,
   createKey,
   DIALECT_TARGETS,
   delivered,
   jobIdOf,
   KAFKA_UNAVAILABLE,
+  queuedJob,
   sinkMessages,
   sinkProduceCount,
+  sinkStats,
+  sinkThrottle,
+  sinkUnthrottle,
   sinkUrl,
   uniqueTopic,
   validBody,
@@ -22,24 +23,6 @@ import {
 // Scaling past the Kafka REST request ceiling: the throttle breaker, DELIVERY_MODE=queue, and
 // request size limits, against the real sink throttled through its control API (per topic, so
 // parallel test files are unaffected).
-
-/** Makes the sink a throttled endpoint for one topic. */
-async function throttle(topic: string, settings: Record<string, unknown>) {
-  const res = await fetch(`${sinkUrl}/__sink/throttle`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ ...settings, topic }),
-  })
-  if (!res.ok) throw new Error(`sink refused the throttle: ${res.status} ${await res.text()}`)
-}
-
-const unthrottle = (topic: string) =>
-  fetch(`${sinkUrl}/__sink/throttle?topic=${encodeURIComponent(topic)}`, { method: 'DELETE' })
-
-async function sinkStats(topic: string) {
-  const res = await fetch(`${sinkUrl}/__sink/stats?topic=${encodeURIComponent(topic)}`)
-  return (await res.json()) as { produceRequests: number; throttled: number; tooLarge: number }
-}
 
 /** One request on `topic` (the breaker is per endpoint and topic); its answer and log lines. */
 async function scoreOn(
@@ -76,7 +59,7 @@ describe('the throttle breaker in direct delivery', () => {
     const topic = uniqueTopic('breaker')
     const key = await createKey()
     // One request's worth of tokens, then 429 + Retry-After: 1.
-    await throttle(topic, { ratePerSecond: 0.01, burst: 1, retryAfter: 1 })
+    await sinkThrottle(topic, { ratePerSecond: 0.01, burst: 1, retryAfter: 1 })
 
     const first = await scoreOn(topic, ids('a'), {}, key)
     expect(first.status).toBe(200)
@@ -106,7 +89,7 @@ describe('the throttle breaker in direct delivery', () => {
     expect(await sinkProduceCount(topic)).toBe(before)
 
     // The endpoint recovers; after the pause one request probes, and its success closes it.
-    await unthrottle(topic)
+    await sinkUnthrottle(topic)
     await new Promise((r) => setTimeout(r, 1100))
     const probe = await scoreOn(topic, ids('d'), {}, key)
     expect(probe.line).toMatchObject({ outcome: 'accepted', kafka_probe: true, kafka_attempts: 1 })
@@ -127,7 +110,7 @@ describe('the throttle breaker in direct delivery', () => {
   it('a throttled probe keeps it open: other requests still skip Kafka', async () => {
     const topic = uniqueTopic('breaker-reopen')
     const key = await createKey()
-    await throttle(topic, { ratePerSecond: 0.01, burst: 1, retryAfter: 1 })
+    await sinkThrottle(topic, { ratePerSecond: 0.01, burst: 1, retryAfter: 1 })
     await scoreOn(topic, ids('a'), {}, key)
     await scoreOn(topic, ids('b'), {}, key)
     await new Promise((r) => setTimeout(r, 1100))
@@ -140,7 +123,7 @@ describe('the throttle breaker in direct delivery', () => {
     const skipped = await scoreOn(topic, ids('d'), {}, key)
     expect(skipped.line).toMatchObject({ kafka_skipped: 'throttled' })
     expect(await sinkProduceCount(topic)).toBe(count)
-    await unthrottle(topic)
+    await sinkUnthrottle(topic)
   })
 
   it('a 503 with Retry-After opens it too; other failures keep the retry policy', async () => {
@@ -170,13 +153,13 @@ describe('the throttle breaker in direct delivery', () => {
   it('while open, a queue refusal is still a 503 with Retry-After', async () => {
     const topic = uniqueTopic('breaker-no-queue')
     const key = await createKey()
-    await throttle(topic, { ratePerSecond: 0.01, burst: 1, retryAfter: 5 })
+    await sinkThrottle(topic, { ratePerSecond: 0.01, burst: 1, retryAfter: 5 })
     await scoreOn(topic, ids('a'), {}, key)
     await scoreOn(topic, ids('b'), {}, key)
     const refused = await scoreOn(topic, ids('c'), { SCORE_QUEUE: undefined }, key)
     expect({ status: refused.status, body: JSON.parse(refused.body) }).toEqual(KAFKA_UNAVAILABLE)
     expect(refused.line).toMatchObject({ kafka_skipped: 'throttled', queue_reason: 'no_queue' })
-    await unthrottle(topic)
+    await sinkUnthrottle(topic)
   })
 })
 
@@ -218,9 +201,25 @@ describe('DELIVERY_MODE=queue', () => {
     ['an unknown DELIVERY_MODE', { DELIVERY_MODE: 'fast' }],
     ['a request limit too small for one job', { KAFKA_REST_MAX_REQUEST_BYTES: '1000' }],
     ['a throttle pause that is not a number', { KAFKA_THROTTLE_PAUSE_SECONDS: 'soon' }],
-  ])('%s is a loud 503 misconfiguration', async (_, vars) => {
-    const res = await call({ key: await createKey(), body: validBody(), vars })
+    ['an emptied maximum pause (not 0: no pause at all)', { KAFKA_THROTTLE_MAX_PAUSE_SECONDS: '' }],
+    [
+      'a default pause the maximum would cut',
+      { KAFKA_THROTTLE_PAUSE_SECONDS: '60', KAFKA_THROTTLE_MAX_PAUSE_SECONDS: '30' },
+    ],
+    [
+      'queue mode without a queue to deliver to',
+      { DELIVERY_MODE: 'queue', SCORE_QUEUE: undefined },
+    ],
+  ])('%s is a loud 503 misconfiguration, the setting named in the log', async (_, vars) => {
+    let res: Response | undefined
+    const logs = await captureLogs(async () => {
+      res = await call({ key: await createKey(), body: validBody(), vars })
+    })
+    if (!res) throw new Error('no response')
     expect(await answer(res)).toEqual({ status: 503, body: { detail: 'Service misconfigured' } })
+    const line = logs.find((l) => l.msg === 'request') ?? {}
+    const problems = (line.config_problems ?? []) as string[]
+    expect(problems.some((p) => Object.keys(vars).some((v) => p.startsWith(`${v}:`)))).toBe(true)
   })
 })
 
@@ -234,7 +233,7 @@ describe('KAFKA_REST_MAX_REQUEST_BYTES', () => {
     async (target) => {
       const topic = uniqueTopic('split')
       // The sink refuses (413) any produce body over the limit the worker is given.
-      await throttle(topic, { maxRequestBytes: 65_536 })
+      await sinkThrottle(topic, { maxRequestBytes: 65_536 })
       const callIds = bigIds('s', 300)
       const { status, line } = await scoreOn(topic, callIds, {
         ...target.vars,
@@ -255,7 +254,7 @@ describe('KAFKA_REST_MAX_REQUEST_BYTES', () => {
 
   it('without the limit the same request is one REST request, which this endpoint refuses', async () => {
     const topic = uniqueTopic('split-off')
-    await throttle(topic, { maxRequestBytes: 65_536 })
+    await sinkThrottle(topic, { maxRequestBytes: 65_536 })
     const { line } = await scoreOn(topic, bigIds('n', 300), { KAFKA_PRODUCE_TIMEOUT_MS: '5000' })
     // 413 is a refusal: to the queue (where the consumer meets the same refusal; nothing lost,
     // but the limit must match the endpoint's).
@@ -264,37 +263,11 @@ describe('KAFKA_REST_MAX_REQUEST_BYTES', () => {
   })
 })
 
-const job = (topic: string, n: number, padding = 0): QueuedJob => ({
-  topic,
-  key: 'acme/support-bot',
-  value: `{"project_id":"acme/support-bot","call_ids":["q${n}${'x'.repeat(padding)}"],"scorer_refs":[],"wb_user_id":"u"}`,
-  headers: [{ key: 'weave-job-id', value: `job-${n}` }],
-})
-
-/** Runs the queue handler on one batch; acks, retries with their delays, and logs. */
-async function consume(bodies: unknown[], vars: Record<string, unknown>) {
-  const batch = createMessageBatch(
-    'weave-score-calls',
-    bodies.map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts: 1, body })),
-  )
-  const delays: Record<string, number | undefined> = {}
-  for (const message of batch.messages) {
-    const retry = message.retry.bind(message)
-    vi.spyOn(message, 'retry').mockImplementation((options) => {
-      delays[message.id] = options?.delaySeconds
-      retry(options)
-    })
-  }
-  const ctx = createExecutionContext()
-  const logs = await captureLogs(() => worker.queue(batch, { ...env, ...vars } as Env))
-  return { result: await getQueueResult(batch, ctx), delays, logs }
-}
-
 describe('the queue consumer batches', () => {
   it('a batch of 100 jobs is one Kafka REST request', async () => {
     const topic = uniqueTopic('batch')
-    const jobs = Array.from({ length: 100 }, (_, i) => job(topic, i))
-    const { result } = await consume(jobs, { KAFKA_TOPIC: topic })
+    const jobs = Array.from({ length: 100 }, (_, i) => queuedJob(topic, i))
+    const { result } = await consumeBatch(jobs, { vars: { KAFKA_TOPIC: topic } })
     expect(result.explicitAcks).toHaveLength(100)
     expect(await sinkProduceCount(topic)).toBe(1)
     expect((await sinkMessages(topic)).map(jobIdOf)).toEqual(jobs.map((j) => j.headers[0]?.value))
@@ -303,13 +276,20 @@ describe('the queue consumer batches', () => {
   it('a batch over the byte limit is split; a throttled part leaves exactly its jobs and the later ones to retry', async () => {
     const topic = uniqueTopic('batch-split')
     // About 2 KB per job: 30 jobs to a 65,536-byte request, four requests for 100.
-    const jobs = Array.from({ length: 100 }, (_, i) => job(topic, i, 2000))
+    const jobs = Array.from({ length: 100 }, (_, i) => queuedJob(topic, i, 2000))
     // Two requests pass, the third is throttled with Retry-After: 7.
-    await throttle(topic, { ratePerSecond: 0.01, burst: 2, retryAfter: 7, maxRequestBytes: 65_536 })
-    const { result, delays, logs } = await consume(jobs, {
-      ...V3,
-      KAFKA_TOPIC: topic,
-      KAFKA_REST_MAX_REQUEST_BYTES: '65536',
+    await sinkThrottle(topic, {
+      ratePerSecond: 0.01,
+      burst: 2,
+      retryAfter: 7,
+      maxRequestBytes: 65_536,
+    })
+    const { result, delays, logs } = await consumeBatch(jobs, {
+      vars: {
+        ...V3,
+        KAFKA_TOPIC: topic,
+        KAFKA_REST_MAX_REQUEST_BYTES: '65536',
+      },
     })
     const stats = await sinkStats(topic)
     expect([stats.produceRequests, stats.throttled, stats.tooLarge]).toEqual([3, 1, 0])
@@ -322,14 +302,16 @@ describe('the queue consumer batches', () => {
     expect(logs.find((l) => l.msg === 'kafka_throttle_open')).toBeTruthy()
 
     // The breaker is open now: the next batch waits without calling Kafka REST.
-    const again = await consume(jobs.slice(stored.length), {
-      ...V3,
-      KAFKA_TOPIC: topic,
-      KAFKA_REST_MAX_REQUEST_BYTES: '65536',
+    const again = await consumeBatch(jobs.slice(stored.length), {
+      vars: {
+        ...V3,
+        KAFKA_TOPIC: topic,
+        KAFKA_REST_MAX_REQUEST_BYTES: '65536',
+      },
     })
     expect(again.result.explicitAcks).toEqual([])
     expect((await sinkStats(topic)).produceRequests).toBe(3)
     expect(Math.min(...Object.values(again.delays).map(Number))).toBeGreaterThanOrEqual(1)
-    await unthrottle(topic)
+    await sinkUnthrottle(topic)
   })
 })

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { createProducer } from '../src/kafka/select.ts'
 import {
   answer,
   call,
@@ -10,6 +11,7 @@ import {
   scoreOnFreshTopic,
   sinkMessages,
   sinkProduceCount,
+  sinkUrl,
   uniqueTopic,
   validBody,
 } from './helpers.ts'
@@ -280,6 +282,22 @@ describe('Karapace: a 422 for the whole answer when any record fails', () => {
       kafka_acknowledged: 0,
       kafka_attempts: 1,
     })
+  })
+})
+
+describe('a deadline already passed (a later part of a split request)', () => {
+  const rest = { url: sinkUrl, username: 'dev', password: 'dev-password' }
+  it.each([
+    ['upstash', { dialect: 'upstash' as const, ...rest }],
+    ['confluent-v3', { dialect: 'confluent-v3' as const, ...rest, clusterId: 'local-cluster' }],
+    ['kafka-rest-v2', { dialect: 'kafka-rest-v2' as const, ...rest }],
+  ])('%s: a timeout without sending the request', async (_, settings) => {
+    const topic = uniqueTopic('late')
+    const result = await createProducer(settings).produce([{ topic, key: 'k', value: '1' }], {
+      at: Date.now() - 1,
+    })
+    expect(result).toMatchObject({ ok: false, reason: 'timeout', acknowledged: [false] })
+    expect(await sinkProduceCount(topic)).toBe(0)
   })
 })
 

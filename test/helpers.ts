@@ -1,8 +1,14 @@
-import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
+import {
+  createExecutionContext,
+  createMessageBatch,
+  getQueueResult,
+  waitOnExecutionContext,
+} from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
-import { inject } from 'vitest'
+import { inject, vi } from 'vitest'
 import { hashApiKey } from '../src/auth/keys.ts'
 import worker from '../src/index.ts'
+import type { QueuedJob } from '../src/queue/jobs-queue.ts'
 
 /** URL of the real Kafka REST sink the global setup started. */
 export const sinkUrl = inject('sinkUrl')
@@ -105,6 +111,26 @@ export async function sinkFault(topic: string, fault: Record<string, unknown>) {
     body: JSON.stringify({ ...fault, topic }),
   })
   if (!res.ok) throw new Error(`sink refused the fault: ${res.status}`)
+}
+
+/** Makes the sink a throttled endpoint for one topic (so parallel test files are unaffected). */
+export async function sinkThrottle(topic: string, settings: Record<string, unknown>) {
+  const res = await fetch(`${sinkUrl}/__sink/throttle`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...settings, topic }),
+  })
+  if (!res.ok) throw new Error(`sink refused the throttle: ${res.status} ${await res.text()}`)
+}
+
+/** Removes one topic's sink throttle. */
+export const sinkUnthrottle = (topic: string) =>
+  fetch(`${sinkUrl}/__sink/throttle?topic=${encodeURIComponent(topic)}`, { method: 'DELETE' })
+
+/** The sink's counters for one topic. */
+export async function sinkStats(topic: string) {
+  const res = await fetch(`${sinkUrl}/__sink/stats?topic=${encodeURIComponent(topic)}`)
+  return (await res.json()) as { produceRequests: number; throttled: number; tooLarge: number }
 }
 
 /** Produce requests the sink received for a topic (each attempt counts once). */
@@ -244,4 +270,43 @@ export const INTERNAL_FORM = { KAFKA_ID_FORM: 'internal' } as const
 /** Lists projects in the real (Miniflare) `PROJECT_IDS` directory: external id -> internal id. */
 export async function putProjects(directory: Record<string, string>): Promise<void> {
   await Promise.all(Object.entries(directory).map(([p, id]) => env.PROJECT_IDS.put(p, id)))
+}
+
+/** A queued job as the fallback queue holds it; `padding` lengthens its call id. */
+export const queuedJob = (topic: string, n: number, padding = 0): QueuedJob => ({
+  topic,
+  key: 'acme/support-bot',
+  value: `{"project_id":"acme/support-bot","call_ids":["q${n}${'x'.repeat(padding)}"],"scorer_refs":[],"wb_user_id":"u"}`,
+  headers: [{ key: 'weave-job-id', value: `job-${n}` }],
+})
+
+/**
+ * Runs the worker's queue handler on one batch of `bodies`, with binding overrides: its acks and
+ * retries, each message's retry delay, the log lines, and `retryAll` as a spy.
+ */
+export async function consumeBatch(
+  bodies: unknown[],
+  {
+    attempts = 1,
+    vars = {},
+    queue = 'weave-score-calls',
+  }: { attempts?: number; vars?: Record<string, unknown>; queue?: string } = {},
+) {
+  const batch = createMessageBatch(
+    queue,
+    bodies.map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts, body })),
+  )
+  // getQueueResult does not report delays: record them on the way through.
+  const delays: Record<string, number | undefined> = {}
+  for (const message of batch.messages) {
+    const retry = message.retry.bind(message)
+    vi.spyOn(message, 'retry').mockImplementation((options) => {
+      delays[message.id] = options?.delaySeconds
+      retry(options)
+    })
+  }
+  const retryAll = vi.spyOn(batch, 'retryAll')
+  const ctx = createExecutionContext()
+  const logs = await captureLogs(() => worker.queue(batch, { ...env, ...vars } as Env))
+  return { result: await getQueueResult(batch, ctx), logs, delays, retryAll }
 }

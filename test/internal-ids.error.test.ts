@@ -235,6 +235,11 @@ describe('KAFKA_ID_FORM and the directory settings are checked like every settin
       'PROJECT_IDS_CACHE_SECONDS',
     ],
     ['a zero timeout', { PROJECT_IDS_TIMEOUT_MS: '0' }, 'PROJECT_IDS_TIMEOUT_MS'],
+    [
+      'an emptied cache period (not 0: no cache)',
+      { PROJECT_IDS_CACHE_SECONDS: '' },
+      'PROJECT_IDS_CACHE_SECONDS',
+    ],
   ])('%s: 503 Service misconfigured, the problem named in the log', async (_, vars, problem) => {
     const topic = uniqueTopic('misconfigured')
     let res: Response | undefined

@@ -1,46 +1,8 @@
-import { createExecutionContext, createMessageBatch, getQueueResult } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
-import { describe, expect, it, vi } from 'vitest'
-import worker from '../src/index.ts'
+import { describe, expect, it } from 'vitest'
 import { loadQueueConfig, type QueueConfig } from '../src/queue/config.ts'
 import { retryDelaySeconds } from '../src/queue/consumer.ts'
-import type { QueuedJob } from '../src/queue/jobs-queue.ts'
-import { captureLogs, delivered, jobIdOf, sinkFault, uniqueTopic } from './helpers.ts'
-
-const job = (topic: string, n: number): QueuedJob => ({
-  topic,
-  key: 'acme/support-bot',
-  value: `{"project_id":"acme/support-bot","call_ids":["q${n}"],"scorer_refs":[],"wb_user_id":"u"}`,
-  headers: [{ key: 'weave-job-id', value: `job-${n}` }],
-})
-
-/** Runs the worker's queue handler on a batch, with binding overrides; returns acks/retries and logs. */
-async function consume(
-  bodies: unknown[],
-  {
-    attempts = 1,
-    vars = {},
-    queue = 'weave-score-calls',
-  }: { attempts?: number; vars?: Record<string, unknown>; queue?: string } = {},
-) {
-  const batch = createMessageBatch(
-    queue,
-    bodies.map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts, body })),
-  )
-  // getQueueResult does not report delays: record them on the way through.
-  const delays: Record<string, number | undefined> = {}
-  for (const message of batch.messages) {
-    const retry = message.retry.bind(message)
-    vi.spyOn(message, 'retry').mockImplementation((options) => {
-      delays[message.id] = options?.delaySeconds
-      retry(options)
-    })
-  }
-  const retryAll = vi.spyOn(batch, 'retryAll')
-  const ctx = createExecutionContext()
-  const logs = await captureLogs(() => worker.queue(batch, { ...env, ...vars } as Env))
-  return { result: await getQueueResult(batch, ctx), logs, delays, retryAll }
-}
+import { consumeBatch, delivered, jobIdOf, queuedJob, sinkFault, uniqueTopic } from './helpers.ts'
 
 /** A queue binding that records what it was given. */
 function recordingQueue() {
@@ -59,18 +21,20 @@ function recordingQueue() {
 describe('the fallback queue consumer', () => {
   it('produces every job and acknowledges it once Kafka did', async () => {
     const topic = uniqueTopic('consumer')
-    const { result } = await consume([job(topic, 1), job(topic, 2)])
+    const { result } = await consumeBatch([queuedJob(topic, 1), queuedJob(topic, 2)])
     expect(result.explicitAcks.sort()).toEqual(['m0', 'm1'])
     expect(result.retryMessages).toEqual([])
     const messages = await delivered(topic, 2)
     expect(messages.map(jobIdOf)).toEqual(['job-1', 'job-2'])
-    expect(messages[0]?.value).toBe(job(topic, 1).value)
+    expect(messages[0]?.value).toBe(queuedJob(topic, 1).value)
   })
 
   it('redelivers failed jobs with backoff, and only those', async () => {
     const topic = uniqueTopic('consumer-partial')
     await sinkFault(topic, { kind: 'partial', failIndexes: [0], times: 1 })
-    const { result, delays } = await consume([job(topic, 1), job(topic, 2)], { attempts: 3 })
+    const { result, delays } = await consumeBatch([queuedJob(topic, 1), queuedJob(topic, 2)], {
+      attempts: 3,
+    })
     expect(result.explicitAcks).toEqual(['m1'])
     expect(result.retryMessages).toEqual([{ msgId: 'm0' }])
     // Base 1 s in the test bindings, third attempt: 1 * 2^2.
@@ -80,7 +44,7 @@ describe('the fallback queue consumer', () => {
   it('treats a rejected credential as an alarm and keeps the jobs', async () => {
     const topic = uniqueTopic('consumer-401')
     await sinkFault(topic, { kind: 'status', status: 401, times: 1 })
-    const { result, logs, delays } = await consume([job(topic, 1)])
+    const { result, logs, delays } = await consumeBatch([queuedJob(topic, 1)])
     expect(result.explicitAcks).toEqual([])
     expect(delays).toEqual({ m0: 1 })
     expect(logs.find((l) => l.msg === 'queue_batch')).toMatchObject({
@@ -95,12 +59,12 @@ describe('the fallback queue consumer', () => {
     await sinkFault(topic, { kind: 'status', status: 500 })
     const dlq = recordingQueue()
     const points: unknown[] = []
-    const { result, logs } = await consume([job(topic, 7)], {
+    const { result, logs } = await consumeBatch([queuedJob(topic, 7)], {
       attempts: 32,
       vars: { DEAD_LETTER_QUEUE: dlq, METRICS: { writeDataPoint: (p: unknown) => points.push(p) } },
     })
     expect(result.explicitAcks).toEqual(['m0'])
-    expect(dlq.sent).toEqual([job(topic, 7)])
+    expect(dlq.sent).toEqual([queuedJob(topic, 7)])
     expect(logs.find((l) => l.msg === 'job_dead_lettered')).toMatchObject({
       level: 'error',
       job_id: 'job-7',
@@ -120,7 +84,7 @@ describe('the fallback queue consumer', () => {
     const topic = uniqueTopic('consumer-dlq-down')
     await sinkFault(topic, { kind: 'status', status: 500 })
     const refusing = { send: () => Promise.reject(new Error('down')) }
-    const { result, logs, delays } = await consume([job(topic, 1)], {
+    const { result, logs, delays } = await consumeBatch([queuedJob(topic, 1)], {
       attempts: 40,
       vars: { DEAD_LETTER_QUEUE: refusing },
     })
@@ -131,15 +95,15 @@ describe('the fallback queue consumer', () => {
 
   it('dead-letters a malformed message at once', async () => {
     const dlq = recordingQueue()
-    const { result } = await consume([{ nope: true }], { vars: { DEAD_LETTER_QUEUE: dlq } })
+    const { result } = await consumeBatch([{ nope: true }], { vars: { DEAD_LETTER_QUEUE: dlq } })
     expect(result.explicitAcks).toEqual(['m0'])
     expect(dlq.sent).toEqual([{ nope: true }])
   })
 
   it('replays a dead-letter batch into the main queue when attached to the DLQ', async () => {
     const main = recordingQueue()
-    const bodies = [job('t', 1), job('t', 2)]
-    const { result } = await consume(bodies, {
+    const bodies = [queuedJob('t', 1), queuedJob('t', 2)]
+    const { result } = await consumeBatch(bodies, {
       queue: 'weave-score-calls-dlq',
       vars: { SCORE_QUEUE: main },
     })
@@ -148,7 +112,7 @@ describe('the fallback queue consumer', () => {
   })
 
   it('retries the whole batch while misconfigured, never dropping it', async () => {
-    const { result, logs, retryAll } = await consume([job('t', 1)], {
+    const { result, logs, retryAll } = await consumeBatch([queuedJob('t', 1)], {
       vars: { UPSTASH_KAFKA_REST_URL: '' },
     })
     expect(result.retryBatch).toMatchObject({ retry: true })

@@ -160,6 +160,55 @@ describe('SizeLimitedProducer', () => {
     })
   })
 
+  it('a part refused for itself (413) does not stop the others: only its jobs stay unacknowledged', async () => {
+    // job:2 is over the limit on its own, so it travels alone and the endpoint refuses it.
+    const oversized = jobs.map((m, i) => (i === 2 ? message('x'.repeat(70_000), 'k', 'job:2') : m))
+    const { inner, requests } = recording((sent) =>
+      sent.some((m) => m.value.length > 65_000)
+        ? {
+            ok: false,
+            reason: 'rejected',
+            status: 413,
+            detail: 'HTTP 413: Payload Too Large',
+            acknowledged: sent.map(() => false),
+          }
+        : { ok: true },
+    )
+    const producer = new SizeLimitedProducer(inner, size, 65_000)
+    const result = await producer.produce(oversized, deadline)
+    expect(requests).toEqual([['job:0', 'job:1'], ['job:2'], ['job:3', 'job:4']])
+    expect(result).toEqual({
+      ok: false,
+      reason: 'rejected',
+      status: 413,
+      detail: 'request 2 of 3: HTTP 413: Payload Too Large',
+      acknowledged: [true, true, false, true, true],
+    })
+  })
+
+  it('an endpoint failure after a refused part is the one reported, and ends the produce', async () => {
+    const fail = (reason: 'rejected' | 'unavailable', status: number) =>
+      ({
+        ok: false,
+        reason,
+        status,
+        detail: `HTTP ${status}`,
+        acknowledged: [false, false],
+      }) as const
+    const { inner, requests } = recording((_, n) =>
+      n === 1 ? fail('rejected', 422) : n === 2 ? fail('unavailable', 429) : { ok: true },
+    )
+    const producer = new SizeLimitedProducer(inner, size, 65_000)
+    const result = await producer.produce(jobs, deadline)
+    expect(requests).toHaveLength(2)
+    expect(result).toMatchObject({
+      reason: 'unavailable',
+      status: 429,
+      detail: 'request 2 of 3: HTTP 429',
+    })
+    expect(result.ok ? [] : result.acknowledged).toEqual([false, false, false, false, false])
+  })
+
   it("keeps a part's own partial acknowledgement", async () => {
     const { inner } = recording((sent, n) =>
       n === 1

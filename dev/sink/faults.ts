@@ -1,3 +1,4 @@
+import { TopicScoped } from './scoped.ts'
 import type { Fault, FaultKind, V2Flavor } from './types.ts'
 
 const KINDS: readonly FaultKind[] = ['status', 'hang', 'html', 'partial', 'delay']
@@ -92,8 +93,7 @@ type Entry = { fault: Fault; remaining: number | null }
  * when it writes to that topic; a topic fault wins over the global one.
  */
 export class FaultRegistry {
-  #global: Entry | null = null
-  #byTopic = new Map<string, Entry>()
+  readonly #entries = new TopicScoped<Entry>()
   readonly #random: () => number
 
   constructor(random: () => number = Math.random) {
@@ -102,29 +102,18 @@ export class FaultRegistry {
 
   /** Installs a fault (replacing the one with the same scope); `null` removes all. */
   set(fault: Fault | null): void {
-    if (fault === null) {
-      this.clear()
-      return
-    }
-    const entry: Entry = { fault, remaining: fault.times ?? null }
-    if (fault.topic === undefined) this.#global = entry
-    else this.#byTopic.set(fault.topic, entry)
+    if (fault === null) this.clear()
+    else this.#entries.set(fault.topic, { fault, remaining: fault.times ?? null })
   }
 
   /** Removes one topic's fault, or every fault. */
   clear(topic?: string): void {
-    if (topic === undefined) {
-      this.#global = null
-      this.#byTopic.clear()
-    } else {
-      this.#byTopic.delete(topic)
-    }
+    this.#entries.clear(topic)
   }
 
   /** Installed faults, for the control API. */
   list(): Fault[] {
-    const all = [...this.#byTopic.values()].map((e) => e.fault)
-    return this.#global ? [this.#global.fault, ...all] : all
+    return this.#entries.list().map((e) => e.fault)
   }
 
   /**
@@ -132,26 +121,14 @@ export class FaultRegistry {
    * one of its `times` if so. `probability` is rolled per request; a miss consumes nothing.
    */
   take(topics: readonly string[]): Fault | null {
-    let entry: Entry | null = null
-    let topicKey: string | null = null
-    for (const t of topics) {
-      const e = this.#byTopic.get(t)
-      if (e) {
-        entry = e
-        topicKey = t
-        break
-      }
-    }
-    if (!entry) entry = this.#global
-    if (!entry) return null
+    const found = this.#entries.find(topics)
+    if (!found) return null
+    const { entry, topic } = found
     const p = entry.fault.probability
     if (p !== undefined && !(this.#random() < p)) return null
     if (entry.remaining !== null) {
       entry.remaining -= 1
-      if (entry.remaining <= 0) {
-        if (topicKey === null) this.#global = null
-        else this.#byTopic.delete(topicKey)
-      }
+      if (entry.remaining <= 0) this.#entries.remove(topic)
     }
     return entry.fault
   }

@@ -3,6 +3,7 @@
  * (token bucket; 429 with `Retry-After` beyond it, as Confluent Cloud answers) and a produce
  * request size (413 beyond it, as Karapace answers above its 1 MiB default).
  */
+import { TopicScoped } from './scoped.ts'
 import type { Throttle } from './types.ts'
 
 /** Why a throttle definition was refused (the control API answers 400 with the message). */
@@ -59,8 +60,7 @@ type Bucket = { throttle: Throttle; tokens: number; at: number }
  * disturb one another). Each has its own token bucket, full when installed.
  */
 export class ThrottleRegistry {
-  #global: Bucket | null = null
-  #byTopic = new Map<string, Bucket>()
+  readonly #buckets = new TopicScoped<Bucket>()
   readonly #now: () => number
 
   constructor(now: () => number = Date.now) {
@@ -69,29 +69,21 @@ export class ThrottleRegistry {
 
   /** Installs a throttle (replacing the one of the same scope); `null` removes all. */
   set(throttle: Throttle | null): void {
-    if (throttle === null) {
-      this.clear()
-      return
+    if (throttle === null) this.clear()
+    else {
+      const bucket: Bucket = { throttle, tokens: burstOf(throttle), at: this.#now() }
+      this.#buckets.set(throttle.topic, bucket)
     }
-    const bucket: Bucket = { throttle, tokens: burstOf(throttle), at: this.#now() }
-    if (throttle.topic === undefined) this.#global = bucket
-    else this.#byTopic.set(throttle.topic, bucket)
   }
 
   /** Removes one topic's throttle, or every throttle. */
   clear(topic?: string): void {
-    if (topic === undefined) {
-      this.#global = null
-      this.#byTopic.clear()
-    } else {
-      this.#byTopic.delete(topic)
-    }
+    this.#buckets.clear(topic)
   }
 
   /** Installed throttles, for the control API. */
   list(): Throttle[] {
-    const all = [...this.#byTopic.values()].map((b) => b.throttle)
-    return this.#global ? [this.#global.throttle, ...all] : all
+    return this.#buckets.list().map((b) => b.throttle)
   }
 
   /**
@@ -99,14 +91,7 @@ export class ThrottleRegistry {
    * (every request costs a token, as every request costs the endpoint), then the size.
    */
   check(topics: readonly string[], bytes: number): Verdict {
-    let bucket = this.#global
-    for (const t of topics) {
-      const b = this.#byTopic.get(t)
-      if (b) {
-        bucket = b
-        break
-      }
-    }
+    const bucket = this.#buckets.find(topics)?.entry
     if (!bucket) return { kind: 'pass' }
     const { throttle } = bucket
     const rate = throttle.ratePerSecond

@@ -4,7 +4,9 @@
  * `npm run keys`, `npm run projects` and `npm run dev`.
  */
 import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 
 const require = createRequire(import.meta.url)
@@ -30,8 +32,14 @@ export function kvArgs(binding: string, t: KvTarget): string[] {
   return args
 }
 
+let calls = 0
+
+/** How many wrangler processes this process has started (each costs seconds). */
+export const wranglerCalls = (): number => calls
+
 /** Runs wrangler (the project's own, under this Node) and returns its stdout; throws on failure. */
 export function wrangler(args: string[]): string {
+  calls++
   const run = spawnSync(process.execPath, [WRANGLER, ...args], {
     encoding: 'utf8',
     env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
@@ -60,4 +68,39 @@ export function getKv(binding: string, t: KvTarget, key: string): string | undef
   const text = wrangler(['kv', 'key', 'get', ...kvArgs(binding, t), '--text', key])
   const value = text.endsWith('\n') ? text.slice(0, -1) : text
   return value === 'Value not found' ? undefined : value
+}
+
+// Cloudflare's bulk read takes at most 100 keys a call.
+const BULK_GET_MAX = 100
+
+/**
+ * The text stored under each of `keys` (absent when there is none), with one wrangler call per
+ * 100 keys (`wrangler kv bulk get`) instead of one per key. Local state prints `{key: {value}}`,
+ * the API `{key: value}`; both are read.
+ */
+export function getKvMany(
+  binding: string,
+  t: KvTarget,
+  keys: readonly string[],
+): Map<string, string> {
+  const values = new Map<string, string>()
+  if (keys.length === 0) return values
+  const dir = mkdtempSync(join(tmpdir(), 'kv-bulk-get-'))
+  try {
+    for (let start = 0; start < keys.length; start += BULK_GET_MAX) {
+      const file = join(dir, 'keys.json')
+      writeFileSync(file, JSON.stringify(keys.slice(start, start + BULK_GET_MAX)))
+      const answer = JSON.parse(
+        wrangler(['kv', 'bulk', 'get', file, ...kvArgs(binding, t)]),
+      ) as Record<string, unknown>
+      for (const [key, entry] of Object.entries(answer)) {
+        const value =
+          typeof entry === 'object' && entry !== null ? Reflect.get(entry, 'value') : entry
+        if (typeof value === 'string') values.set(key, value)
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+  return values
 }

@@ -8,12 +8,14 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { getKv, type KvTarget, kvArgs, listKv, wrangler } from './kv.ts'
+import { getKv, getKvMany, type KvTarget, kvArgs, listKv, wrangler } from './kv.ts'
 
 const BINDING = 'PROJECT_IDS'
-// KV refuses longer keys (UTF-8 bytes).
+// KV refuses longer keys, and longer metadata (`{"id":…}`, so a listing reads no values), in
+// UTF-8 bytes. An id whose metadata does not fit would fail its write, and in a bulk import
+// after the other entries were written.
 const KEY_MAX_BYTES = 512
-const ID_MAX_CHARS = 1024
+const METADATA_MAX_BYTES = 1024
 
 /** An external project id as clients send it: `entity/project`, neither part empty. */
 const PROJECT = /^[^\s/*]+\/[^\s/*]+$/
@@ -24,8 +26,11 @@ export function entryProblem(project: string, id: unknown): string | undefined {
   if (Buffer.byteLength(project) > KEY_MAX_BYTES) {
     return `${project.slice(0, 40)}…: longer than KV's ${KEY_MAX_BYTES}-byte keys`
   }
-  if (typeof id !== 'string' || !/^[^\s\p{Cc}]+$/u.test(id) || id.length > ID_MAX_CHARS) {
+  if (typeof id !== 'string' || !/^[^\s\p{Cc}]+$/u.test(id)) {
     return `${project}: the internal id must be a non-empty string without spaces or control characters`
+  }
+  if (Buffer.byteLength(JSON.stringify({ id })) > METADATA_MAX_BYTES) {
+    return `${project}: the internal id is too long (KV metadata holds ${METADATA_MAX_BYTES} bytes)`
   }
   return undefined
 }
@@ -67,13 +72,16 @@ const metadataId = (metadata: unknown): string | undefined => {
 
 /**
  * The whole directory, `{ "entity/project": "<internal id>" }` in key order (the format
- * {@link importProjects} takes): ids from the metadata, read one by one only for entries
- * written without it (by hand).
+ * {@link importProjects} takes): ids from the metadata, read in bulk only for entries
+ * written without it (by hand or by other tools), 100 to a wrangler call.
  */
 export function listProjects(target: KvTarget): Record<string, string> {
+  const entries = listKv(BINDING, target)
+  const unlabelled = entries.filter((e) => metadataId(e.metadata) === undefined).map((e) => e.name)
+  const read = getKvMany(BINDING, target, unlabelled)
   const out: Record<string, string> = {}
-  for (const { name, metadata } of listKv(BINDING, target)) {
-    const id = metadataId(metadata) ?? getProject(target, name)
+  for (const { name, metadata } of entries) {
+    const id = metadataId(metadata) ?? read.get(name)
     if (id !== undefined) out[name] = id
   }
   return out

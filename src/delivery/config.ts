@@ -1,6 +1,5 @@
 import * as z from 'zod'
-
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+import { intSetting } from '../lib/settings.ts'
 
 /** What `200 {}` waits for (docs/scaling.md, "DELIVERY_MODE"). */
 export const DELIVERY_MODES = ['direct', 'queue'] as const
@@ -14,9 +13,9 @@ const DeliveryConfigSchema = z.object({
     z.enum(DELIVERY_MODES, { error: `must be one of ${DELIVERY_MODES.join(', ')}` }),
   ),
   // Below 64 KiB one maximal job (100 ids, 100 refs) would not fit a request on its own.
-  KAFKA_REST_MAX_REQUEST_BYTES: int(65_536, 100 * 1024 * 1024),
-  KAFKA_THROTTLE_PAUSE_SECONDS: int(0, 3_600),
-  KAFKA_THROTTLE_MAX_PAUSE_SECONDS: int(0, 3_600),
+  KAFKA_REST_MAX_REQUEST_BYTES: intSetting(65_536, 100 * 1024 * 1024),
+  KAFKA_THROTTLE_PAUSE_SECONDS: intSetting(0, 3_600),
+  KAFKA_THROTTLE_MAX_PAUSE_SECONDS: intSetting(0, 3_600),
 })
 
 /** How accepted jobs travel to Kafka (wrangler vars). */
@@ -30,6 +29,11 @@ export type DeliveryConfig = {
   throttleMaxPauseSeconds: number
 }
 
+const isQueueBinding = (value: unknown): boolean =>
+  typeof value === 'object' &&
+  value !== null &&
+  typeof Reflect.get(value, 'sendBatch') === 'function'
+
 const cache = new WeakMap<object, DeliveryConfig | string[]>()
 
 /** Parses (and caches per env object) the delivery settings; problems come back as a list. */
@@ -37,14 +41,27 @@ export function loadDeliveryConfig(env: Env): DeliveryConfig | string[] {
   const cached = cache.get(env)
   if (cached) return cached
   const parsed = DeliveryConfigSchema.safeParse(env)
-  const result = parsed.success
-    ? {
-        mode: parsed.data.DELIVERY_MODE,
-        maxRequestBytes: parsed.data.KAFKA_REST_MAX_REQUEST_BYTES,
-        throttlePauseSeconds: parsed.data.KAFKA_THROTTLE_PAUSE_SECONDS,
-        throttleMaxPauseSeconds: parsed.data.KAFKA_THROTTLE_MAX_PAUSE_SECONDS,
-      }
-    : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)
+  let result: DeliveryConfig | string[]
+  if (!parsed.success) {
+    result = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)
+  } else if (
+    parsed.data.KAFKA_THROTTLE_PAUSE_SECONDS > parsed.data.KAFKA_THROTTLE_MAX_PAUSE_SECONDS
+  ) {
+    // The maximum would silently cut the default pause: say which of the two is wrong.
+    result = [
+      'KAFKA_THROTTLE_PAUSE_SECONDS: must not exceed KAFKA_THROTTLE_MAX_PAUSE_SECONDS, which caps every pause',
+    ]
+  } else if (parsed.data.DELIVERY_MODE === 'queue' && !isQueueBinding(env.SCORE_QUEUE)) {
+    // Every request would fail with a 503 that blames Kafka: say what is wrong instead.
+    result = ['SCORE_QUEUE: a queue producer binding is required when DELIVERY_MODE is queue']
+  } else {
+    result = {
+      mode: parsed.data.DELIVERY_MODE,
+      maxRequestBytes: parsed.data.KAFKA_REST_MAX_REQUEST_BYTES,
+      throttlePauseSeconds: parsed.data.KAFKA_THROTTLE_PAUSE_SECONDS,
+      throttleMaxPauseSeconds: parsed.data.KAFKA_THROTTLE_MAX_PAUSE_SECONDS,
+    }
+  }
   cache.set(env, result)
   return result
 }

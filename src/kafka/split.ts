@@ -83,9 +83,14 @@ export function splitBySize(
 /**
  * A producer that sends through `inner` in requests of at most `maxBytes`. A request that fits
  * (nearly all) goes through untouched. Larger ones are sent one part after the other under the
- * caller's deadline; the first part that fails ends the produce, the later parts count as not
- * acknowledged with that failure's reason (a throttled endpoint is not sent the rest), and the
- * acknowledgements come back per message, in the caller's order, as from a single request.
+ * caller's deadline, and the acknowledgements come back per message, in the caller's order, as
+ * from a single request. A part refused for itself (`rejected`: a 413 for a message over the
+ * limit on its own, a 422) says nothing about the other parts, so they are still sent: one
+ * oversized job must not hold back, and in the consumer wear out the attempts of, the jobs
+ * batched with it. Any other failure (a throttle, an outage, a timeout, refused credentials) is
+ * the endpoint's and ends the produce: the later parts count as not acknowledged with that
+ * failure's reason (a throttled endpoint is not sent the rest). The failure reported is the one
+ * that ended the produce, else the first refusal.
  */
 export class SizeLimitedProducer implements JobProducer {
   readonly #inner: JobProducer
@@ -105,6 +110,7 @@ export class SizeLimitedProducer implements JobProducer {
     const groups = splitBySize(messages, this.#size, this.#maxBytes)
     if (groups.length === 1) return this.#inner.produce(messages, deadline)
     const acknowledged = messages.map(() => false)
+    let failure: Extract<ProduceResult, { ok: false }> | undefined
     for (const [g, group] of groups.entries()) {
       const result = await this.#inner.produce(
         group.map((i) => messages[i] as KafkaMessage),
@@ -115,12 +121,12 @@ export class SizeLimitedProducer implements JobProducer {
         continue
       }
       for (const [j, i] of group.entries()) acknowledged[i] = result.acknowledged[j] ?? false
-      return {
-        ...result,
-        detail: `request ${g + 1} of ${groups.length}: ${result.detail}`,
-        acknowledged,
+      const ends = result.reason !== 'rejected'
+      if (ends || failure === undefined) {
+        failure = { ...result, detail: `request ${g + 1} of ${groups.length}: ${result.detail}` }
       }
+      if (ends) break
     }
-    return { ok: true }
+    return failure === undefined ? { ok: true } : { ...failure, acknowledged }
   }
 }

@@ -101,13 +101,15 @@ export class UpstashProducer implements JobProducer {
   }
 
   async produce(messages: readonly KafkaMessage[], deadline: Deadline): Promise<ProduceResult> {
+    // As postBeforeDeadline does for the other dialects: a request sent after the deadline (a
+    // later part of a split request) could only land unacknowledged, spending the endpoint's
+    // request budget on a job that goes to the queue anyway.
+    const remaining = deadline.at - Date.now()
+    if (remaining <= 0) return failAll(messages.length, 'timeout', 'deadline passed before sending')
     try {
       // The library's fetch takes no AbortSignal: on timeout the request is abandoned, and the
       // runtime cancels it when the invocation ends. It may still have landed (at least once).
-      const answer = await withTimeout(
-        sendWithoutStack(this.#producer, messages),
-        deadline.at - Date.now(),
-      )
+      const answer = await withTimeout(sendWithoutStack(this.#producer, messages), remaining)
       if (answer === TIMED_OUT) {
         return failAll(messages.length, 'timeout', 'no answer before the deadline')
       }

@@ -1,6 +1,5 @@
 import * as z from 'zod'
-
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+import { intSetting } from '../lib/settings.ts'
 
 /** The id forms the Kafka messages can carry (docs/internal-ids.md). */
 export const ID_FORMS = ['external', 'internal'] as const
@@ -16,8 +15,8 @@ export type IdConfig =
 const IdConfigSchema = z.object({
   // No default: a deployment that lost this setting must not silently write external ids.
   KAFKA_ID_FORM: z.enum(ID_FORMS, { error: `must be one of ${ID_FORMS.join(', ')}` }),
-  PROJECT_IDS_CACHE_SECONDS: int(0, 86_400),
-  PROJECT_IDS_TIMEOUT_MS: int(1, 60_000),
+  PROJECT_IDS_CACHE_SECONDS: intSetting(0, 86_400),
+  PROJECT_IDS_TIMEOUT_MS: intSetting(1, 60_000),
 })
 
 const isKvBinding = (value: unknown): boolean =>

@@ -1,13 +1,12 @@
 import * as z from 'zod'
-
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+import { intSetting } from '../lib/settings.ts'
 
 const QueueConfigSchema = z.object({
-  QUEUE_SEND_TIMEOUT_MS: int(1, 10_000),
-  QUEUE_MAX_ATTEMPTS: int(1, 100),
-  QUEUE_RETRY_BASE_SECONDS: int(0, 43_200),
-  QUEUE_RETRY_MAX_SECONDS: int(0, 43_200),
-  QUEUE_PRODUCE_TIMEOUT_MS: int(1, 120_000),
+  QUEUE_SEND_TIMEOUT_MS: intSetting(1, 10_000),
+  QUEUE_MAX_ATTEMPTS: intSetting(1, 100),
+  QUEUE_RETRY_BASE_SECONDS: intSetting(0, 43_200),
+  QUEUE_RETRY_MAX_SECONDS: intSetting(0, 43_200),
+  QUEUE_PRODUCE_TIMEOUT_MS: intSetting(1, 120_000),
   DEAD_LETTER_QUEUE_NAME: z.string().min(1),
 })
 
