@@ -349,7 +349,7 @@ async function scaleRun(mode: string): Promise<ScaleFigures> {
   }
 }
 
-/** The scale scenario, every mode; true when each met the bar. */
+/** The scale scenario, every mode; true when each met the bar it prints. */
 async function scaleScenario(): Promise<boolean> {
   const runs: ScaleFigures[] = []
   for (const mode of SCALE_MODES) runs.push(await scaleRun(mode))
