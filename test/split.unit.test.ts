@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { v3Record, v3RequestSize } from '../src/kafka/confluent-v3.ts'
+import { buildScoreJobs } from '../src/kafka/jobs.ts'
 import { v2Body, v2RequestSize } from '../src/kafka/kafka-rest-v2.ts'
 import type { JobProducer, KafkaMessage, ProduceResult } from '../src/kafka/producer.ts'
 import {
@@ -82,6 +83,43 @@ describe('jsonStringLength', () => {
     '\u2028\u2029',
   ])('is the UTF-8 length of JSON.stringify(%j)', (text) => {
     expect(jsonStringLength(text)).toBe(utf8(JSON.stringify(text)))
+  })
+})
+
+describe('request size of built jobs', () => {
+  // The builder declares a value's quotes when none of its strings needed an escape; the sizes
+  // must stay exact whether it did or not.
+  const tricky = [
+    'plain-0192f3a4',
+    'q"uote',
+    'back\\slash',
+    'ctl\u001f',
+    'del\u007f',
+    'é日本😀',
+    'lone \ud800',
+    '\u2028',
+  ]
+  const build = (callIds: string[], refs: string[], user = 'user-1') =>
+    buildScoreJobs({ project_id: 'acme/support-bot', call_ids: callIds, scorer_refs: refs }, user, {
+      topic: 't',
+      projectBuckets: 1,
+      jobId: 'j',
+    })
+  const ref = 'weave:///acme/support-bot/op/scorer:abc'
+
+  it.each(Object.keys(sizes))('is exact in %s for plain ids and for each tricky string', (d) => {
+    const size = sizes[d] as RequestSize
+    const real = encoded[d] as (ms: readonly KafkaMessage[]) => number
+    const plain = Array.from({ length: 250 }, (_, i) => `0192f3a4-${i}`)
+    for (const ms of [
+      build(plain, [ref]),
+      build(plain, []),
+      ...tricky.map((t) => build([...plain.slice(0, 120), t], [ref])),
+      ...tricky.map((t) => build(plain.slice(0, 5), [ref, `${ref}/${t}`])),
+      ...tricky.map((t) => build(plain.slice(0, 5), [ref], t)),
+    ]) {
+      expect(total(size, ms)).toBe(real(ms))
+    }
   })
 })
 

@@ -8,7 +8,7 @@ import type {
   ProduceResult,
 } from './producer.ts'
 import { failAll, statusReason } from './rest.ts'
-import { jsonStringLength, type RequestSize } from './split.ts'
+import { jsonStringLength, type RequestSize, valueJsonLength } from './split.ts'
 
 /** Connection settings for an endpoint that speaks Upstash's Kafka REST dialect. */
 export type UpstashConfig = { url: string; username: string; password: string }
@@ -68,7 +68,7 @@ export const upstashRequestSize: RequestSize = {
       '{"topic":,"key":,"value":}'.length +
       jsonStringLength(message.topic) +
       jsonStringLength(message.key) +
-      jsonStringLength(message.value)
+      valueJsonLength(message)
     if (message.headers) {
       bytes += ',"headers":[]'.length + Math.max(0, message.headers.length - 1)
       for (const h of message.headers) {
