@@ -20,7 +20,7 @@ import {
 const OUT = 'bench/out'
 const PROJECT = 'bench/project'
 
-/** The three bodies of the issue: call ids and scorer refs per request. */
+/** The three bodies: call ids and scorer refs per request. */
 export const BODIES = {
   small: { ids: 10, scorers: 2 },
   large: { ids: 1000, scorers: 5 },
