@@ -327,3 +327,21 @@ export async function measure(
   }
   return runs
 }
+
+/**
+ * Bounds a bench process: after `budgetMs`, or on Ctrl-C, everything `current()` started is
+ * stopped and the process exits. Clear the returned watchdog once the bench is done.
+ */
+export function boundBench(
+  name: string,
+  budgetMs: number,
+  current: () => Bench | undefined,
+): ReturnType<typeof setTimeout> {
+  const stop = (code: number) =>
+    void (current()?.stop() ?? Promise.resolve()).finally(() => process.exit(code))
+  process.once('SIGINT', () => stop(130))
+  return setTimeout(() => {
+    process.stderr.write(`${name}: still running after ${budgetMs / 1000} s, stopping\n`)
+    stop(1)
+  }, budgetMs)
+}

@@ -21,6 +21,7 @@ import {
   type Bench,
   BODIES,
   type BodyName,
+  boundBench,
   measure,
   median,
   pairedRatio,
@@ -57,16 +58,9 @@ if (!servers.includes('worker') || !servers.includes('floor')) {
 }
 
 let bench: Bench | undefined
-// The bench bounds itself: runs are fixed-length, and a watchdog ends everything it started.
+// Runs are fixed-length, and a watchdog ends everything the bench started.
 const budgetMs = (selected.length * (ROUNDS + 1) * servers.length * (SECONDS + 3) + 180) * 1000
-const watchdog = setTimeout(() => {
-  process.stderr.write(`bench: still running after ${budgetMs / 1000} s, stopping\n`)
-  void (bench?.stop() ?? Promise.resolve()).finally(() => process.exit(1))
-}, budgetMs)
-process.once(
-  'SIGINT',
-  () => void (bench?.stop() ?? Promise.resolve()).finally(() => process.exit(130)),
-)
+const watchdog = boundBench('bench', budgetMs, () => bench)
 
 try {
   rmSync(OUT, { recursive: true, force: true })

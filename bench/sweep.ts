@@ -14,6 +14,7 @@ import { join } from 'node:path'
 import { renderSweepSvg, type SweepPoint, type SweepResults } from './chart.ts'
 import {
   type Bench,
+  boundBench,
   measure,
   median,
   pairedRatio,
@@ -43,16 +44,9 @@ const SVG = process.env.BENCH_SWEEP_SVG ?? 'docs/performance-sweep.svg'
 const SERVERS: ServerName[] = ['worker', 'stack', 'floor']
 
 let bench: Bench | undefined
-// Bounded like bench/run.ts: fixed-length runs, and a watchdog that ends everything it started.
+// Runs are fixed-length, and a watchdog ends everything the bench started.
 const budgetMs = (IDS.length * (ROUNDS + 1) * SERVERS.length * (SECONDS + 3) + 180) * 1000
-const watchdog = setTimeout(() => {
-  process.stderr.write(`bench:sweep: still running after ${budgetMs / 1000} s, stopping\n`)
-  void (bench?.stop() ?? Promise.resolve()).finally(() => process.exit(1))
-}, budgetMs)
-process.once(
-  'SIGINT',
-  () => void (bench?.stop() ?? Promise.resolve()).finally(() => process.exit(130)),
-)
+const watchdog = boundBench('bench:sweep', budgetMs, () => bench)
 
 try {
   rmSync(OUT, { recursive: true, force: true })
