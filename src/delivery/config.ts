@@ -1,5 +1,5 @@
 import * as z from 'zod'
-import { intSetting } from '../lib/settings.ts'
+import { intSetting, settingProblems } from '../lib/settings.ts'
 
 /** What `200 {}` waits for (docs/scaling.md, "DELIVERY_MODE"). */
 export const DELIVERY_MODES = ['direct', 'queue'] as const
@@ -34,34 +34,25 @@ const isQueueBinding = (value: unknown): boolean =>
   value !== null &&
   typeof Reflect.get(value, 'sendBatch') === 'function'
 
-const cache = new WeakMap<object, DeliveryConfig | string[]>()
-
-/** Parses (and caches per env object) the delivery settings; problems come back as a list. */
+/** Parses the delivery settings; problems come back as a list (`loadConfig` caches the result). */
 export function loadDeliveryConfig(env: Env): DeliveryConfig | string[] {
-  const cached = cache.get(env)
-  if (cached) return cached
   const parsed = DeliveryConfigSchema.safeParse(env)
-  let result: DeliveryConfig | string[]
-  if (!parsed.success) {
-    result = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)
-  } else if (
-    parsed.data.KAFKA_THROTTLE_PAUSE_SECONDS > parsed.data.KAFKA_THROTTLE_MAX_PAUSE_SECONDS
-  ) {
+  if (!parsed.success) return settingProblems(parsed.error)
+  const settings = parsed.data
+  if (settings.KAFKA_THROTTLE_PAUSE_SECONDS > settings.KAFKA_THROTTLE_MAX_PAUSE_SECONDS) {
     // The maximum would silently cut the default pause: say which of the two is wrong.
-    result = [
+    return [
       'KAFKA_THROTTLE_PAUSE_SECONDS: must not exceed KAFKA_THROTTLE_MAX_PAUSE_SECONDS, which caps every pause',
     ]
-  } else if (parsed.data.DELIVERY_MODE === 'queue' && !isQueueBinding(env.SCORE_QUEUE)) {
-    // Every request would fail with a 503 that blames Kafka: say what is wrong instead.
-    result = ['SCORE_QUEUE: a queue producer binding is required when DELIVERY_MODE is queue']
-  } else {
-    result = {
-      mode: parsed.data.DELIVERY_MODE,
-      maxRequestBytes: parsed.data.KAFKA_REST_MAX_REQUEST_BYTES,
-      throttlePauseSeconds: parsed.data.KAFKA_THROTTLE_PAUSE_SECONDS,
-      throttleMaxPauseSeconds: parsed.data.KAFKA_THROTTLE_MAX_PAUSE_SECONDS,
-    }
   }
-  cache.set(env, result)
-  return result
+  if (settings.DELIVERY_MODE === 'queue' && !isQueueBinding(env.SCORE_QUEUE)) {
+    // Every request would fail with a 503 that blames Kafka: say what is wrong instead.
+    return ['SCORE_QUEUE: a queue producer binding is required when DELIVERY_MODE is queue']
+  }
+  return {
+    mode: settings.DELIVERY_MODE,
+    maxRequestBytes: settings.KAFKA_REST_MAX_REQUEST_BYTES,
+    throttlePauseSeconds: settings.KAFKA_THROTTLE_PAUSE_SECONDS,
+    throttleMaxPauseSeconds: settings.KAFKA_THROTTLE_MAX_PAUSE_SECONDS,
+  }
 }

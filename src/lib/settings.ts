@@ -14,3 +14,7 @@ export const intSetting = (min: number, max: number) =>
       .min(min)
       .max(max),
   )
+
+/** A failed settings parse as the operator's log names it: one `SETTING: message` per problem. */
+export const settingProblems = (error: z.ZodError): string[] =>
+  error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)

@@ -1,5 +1,5 @@
 import * as z from 'zod'
-import { intSetting } from '../lib/settings.ts'
+import { intSetting, settingProblems } from '../lib/settings.ts'
 
 /** The id forms the Kafka messages can carry (docs/internal-ids.md). */
 export const ID_FORMS = ['external', 'internal'] as const
@@ -22,27 +22,17 @@ const IdConfigSchema = z.object({
 const isKvBinding = (value: unknown): boolean =>
   typeof value === 'object' && value !== null && typeof Reflect.get(value, 'get') === 'function'
 
-const cache = new WeakMap<object, IdConfig | string[]>()
-
-/** Parses (and caches per env object) the id form's settings; problems come back as a list. */
+/** Parses the id form's settings; problems come back as a list (`loadConfig` caches the result). */
 export function loadIdConfig(env: Env): IdConfig | string[] {
-  const cached = cache.get(env)
-  if (cached) return cached
   const parsed = IdConfigSchema.safeParse(env)
-  let result: IdConfig | string[]
-  if (!parsed.success) {
-    result = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)
-  } else if (parsed.data.KAFKA_ID_FORM === 'external') {
-    result = { form: 'external' }
-  } else if (!isKvBinding(env.PROJECT_IDS)) {
-    result = ['PROJECT_IDS: a KV namespace binding is required when KAFKA_ID_FORM is internal']
-  } else {
-    result = {
-      form: 'internal',
-      cacheSeconds: parsed.data.PROJECT_IDS_CACHE_SECONDS,
-      timeoutMs: parsed.data.PROJECT_IDS_TIMEOUT_MS,
-    }
+  if (!parsed.success) return settingProblems(parsed.error)
+  if (parsed.data.KAFKA_ID_FORM === 'external') return { form: 'external' }
+  if (!isKvBinding(env.PROJECT_IDS)) {
+    return ['PROJECT_IDS: a KV namespace binding is required when KAFKA_ID_FORM is internal']
   }
-  cache.set(env, result)
-  return result
+  return {
+    form: 'internal',
+    cacheSeconds: parsed.data.PROJECT_IDS_CACHE_SECONDS,
+    timeoutMs: parsed.data.PROJECT_IDS_TIMEOUT_MS,
+  }
 }
