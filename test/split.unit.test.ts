@@ -6,6 +6,7 @@ import type { JobProducer, KafkaMessage, ProduceResult } from '../src/kafka/prod
 import {
   jsonStringLength,
   type RequestSize,
+  PARTS_IN_FLIGHT,
   SizeLimitedProducer,
   splitBySize,
 } from '../src/kafka/split.ts'
@@ -171,9 +172,34 @@ describe('SizeLimitedProducer', () => {
     expect(requests).toEqual([['job:0', 'job:1'], ['job:2', 'job:3'], ['job:4']])
   })
 
-  it('stops at the first failing part; acknowledgements stay per message, in order', async () => {
+  it(`keeps ${PARTS_IN_FLIGHT} parts in flight: a part does not wait for the one before it`, async () => {
+    const answers: ((r: ProduceResult) => void)[] = []
+    const requests: string[][] = []
+    const inner: JobProducer = {
+      produce: (sent) => {
+        requests.push(sent.map((m) => m.headers?.[0]?.value ?? ''))
+        return new Promise((resolve) => answers.push(resolve))
+      },
+    }
+    const producer = new SizeLimitedProducer(inner, size, 65_000)
+    const produced = producer.produce(jobs, deadline)
+    await Promise.resolve()
+    // Two parts sent, neither answered yet; the third waits for a free lane.
+    expect(requests).toEqual([
+      ['job:0', 'job:1'],
+      ['job:2', 'job:3'],
+    ])
+    answers[1]?.({ ok: true })
+    await new Promise((r) => setTimeout(r, 0))
+    expect(requests).toHaveLength(3)
+    answers[0]?.({ ok: true })
+    answers[2]?.({ ok: true })
+    expect(await produced).toEqual({ ok: true })
+  })
+
+  it('starts no part after an endpoint failure; acknowledgements stay per message, in order', async () => {
     const { inner, requests } = recording((sent, n) =>
-      n === 1
+      n === 2
         ? { ok: true }
         : {
             ok: false,
@@ -186,14 +212,14 @@ describe('SizeLimitedProducer', () => {
     )
     const producer = new SizeLimitedProducer(inner, size, 65_000)
     const result = await producer.produce(jobs, deadline)
-    // The throttled endpoint is not sent the third part.
+    // Parts 1 and 2 were in flight together; the throttled endpoint is not sent the third.
     expect(requests).toHaveLength(2)
     expect(result).toEqual({
       ok: false,
       reason: 'unavailable',
       status: 429,
-      detail: 'request 2 of 3: HTTP 429: Too Many Requests',
-      acknowledged: [true, true, false, false, false],
+      detail: 'request 1 of 3: HTTP 429: Too Many Requests',
+      acknowledged: [false, false, true, true, false],
       retryAfterSeconds: 2,
     })
   })
@@ -224,27 +250,29 @@ describe('SizeLimitedProducer', () => {
     })
   })
 
-  it('an endpoint failure after a refused part is the one reported, and ends the produce', async () => {
+  it('an endpoint failure is the one reported over an earlier refusal, and ends the produce', async () => {
     const fail = (reason: 'rejected' | 'unavailable', status: number) =>
       ({
         ok: false,
         reason,
         status,
         detail: `HTTP ${status}`,
-        acknowledged: [false, false],
+        acknowledged: [false],
       }) as const
     const { inner, requests } = recording((_, n) =>
       n === 1 ? fail('rejected', 422) : n === 2 ? fail('unavailable', 429) : { ok: true },
     )
-    const producer = new SizeLimitedProducer(inner, size, 65_000)
+    // One job per part: five parts.
+    const producer = new SizeLimitedProducer(inner, size, 35_000)
     const result = await producer.produce(jobs, deadline)
-    expect(requests).toHaveLength(2)
+    // The refusal freed its lane for part 3 before part 2's throttle came back; nothing after.
+    expect(requests).toEqual([['job:0'], ['job:1'], ['job:2']])
     expect(result).toMatchObject({
       reason: 'unavailable',
       status: 429,
-      detail: 'request 2 of 3: HTTP 429',
+      detail: 'request 2 of 5: HTTP 429',
     })
-    expect(result.ok ? [] : result.acknowledged).toEqual([false, false, false, false, false])
+    expect(result.ok ? [] : result.acknowledged).toEqual([false, false, true, false, false])
   })
 
   it("keeps a part's own partial acknowledgement", async () => {
@@ -260,6 +288,7 @@ describe('SizeLimitedProducer', () => {
     )
     const producer = new SizeLimitedProducer(inner, size, 65_000)
     const result = await producer.produce(jobs, deadline)
-    expect(result.ok ? [] : result.acknowledged).toEqual([true, false, false, false, false])
+    // Part 2 was in flight beside part 1 and landed; part 3 was never sent.
+    expect(result.ok ? [] : result.acknowledged).toEqual([true, false, true, true, false])
   })
 })

@@ -117,16 +117,23 @@ export function splitBySize(
 }
 
 /**
+ * Parts of one produce in flight at once. Two, so that a maximal request (about 1.15 MB in the
+ * Upstash encoding, two parts under the default limit) waits for one round trip, not two; no more,
+ * so that a low limit does not turn one produce into a burst against the endpoint's request budget.
+ */
+export const PARTS_IN_FLIGHT = 2
+
+/**
  * A producer that sends through `inner` in requests of at most `maxBytes`. A request that fits
- * (nearly all) goes through untouched. Larger ones are sent one part after the other under the
- * caller's deadline, and the acknowledgements come back per message, in the caller's order, as
- * from a single request. A part refused for itself (`rejected`: a 413 for a message over the
- * limit on its own, a 422) says nothing about the other parts, so they are still sent: one
- * oversized job must not hold back, and in the consumer wear out the attempts of, the jobs
- * batched with it. Any other failure (a throttle, an outage, a timeout, refused credentials) is
- * the endpoint's and ends the produce: the later parts count as not acknowledged with that
- * failure's reason (a throttled endpoint is not sent the rest). The failure reported is the one
- * that ended the produce, else the first refusal.
+ * (nearly all) goes through untouched. Larger ones are sent in parts, {@link PARTS_IN_FLIGHT} at
+ * a time in order, under the caller's deadline, and the acknowledgements come back per message,
+ * in the caller's order, as from a single request. A part refused for itself (`rejected`: a 413
+ * for a message over the limit on its own, a 422) says nothing about the other parts, so they are
+ * still sent: one oversized job must not hold back, and in the consumer wear out the attempts of,
+ * the jobs batched with it. Any other failure (a throttle, an outage, a timeout, refused
+ * credentials) is the endpoint's: no further part is started (a throttled endpoint is not sent
+ * the rest), and the parts never sent count as not acknowledged. The failure reported is the
+ * endpoint's failure of the earliest part, else the earliest refusal.
  */
 export class SizeLimitedProducer implements JobProducer {
   readonly #inner: JobProducer
@@ -146,23 +153,33 @@ export class SizeLimitedProducer implements JobProducer {
     const groups = splitBySize(messages, this.#size, this.#maxBytes)
     if (groups.length === 1) return this.#inner.produce(messages, deadline)
     const acknowledged = messages.map(() => false)
-    let failure: Extract<ProduceResult, { ok: false }> | undefined
-    for (const [g, group] of groups.entries()) {
-      const result = await this.#inner.produce(
-        group.map((i) => messages[i] as KafkaMessage),
-        deadline,
-      )
-      if (result.ok) {
-        for (const i of group) acknowledged[i] = true
-        continue
+    const failures: (Failure | undefined)[] = []
+    let next = 0
+    let ended = false
+    const lane = async () => {
+      while (next < groups.length && !ended) {
+        const g = next++
+        const group = groups[g] as number[]
+        const result = await this.#inner.produce(
+          group.map((i) => messages[i] as KafkaMessage),
+          deadline,
+        )
+        if (result.ok) {
+          for (const i of group) acknowledged[i] = true
+          continue
+        }
+        for (const [j, i] of group.entries()) acknowledged[i] = result.acknowledged[j] ?? false
+        failures[g] = { ...result, detail: `request ${g + 1} of ${groups.length}: ${result.detail}` }
+        if (result.reason !== 'rejected') ended = true
       }
-      for (const [j, i] of group.entries()) acknowledged[i] = result.acknowledged[j] ?? false
-      const ends = result.reason !== 'rejected'
-      if (ends || failure === undefined) {
-        failure = { ...result, detail: `request ${g + 1} of ${groups.length}: ${result.detail}` }
-      }
-      if (ends) break
     }
+    const lanes = Math.min(PARTS_IN_FLIGHT, groups.length)
+    await Promise.all(Array.from({ length: lanes }, lane))
+    const failure =
+      failures.find((f) => f !== undefined && f.reason !== 'rejected') ??
+      failures.find((f) => f !== undefined)
     return failure === undefined ? { ok: true } : { ...failure, acknowledged }
   }
 }
+
+type Failure = Extract<ProduceResult, { ok: false }>
