@@ -3,14 +3,14 @@ import type { Config } from './config.ts'
 import type { AppEnv } from './env.ts'
 import { handleError, jsonResponse, methodNotAllowed } from './errors.ts'
 import type { JobProducer } from './kafka/producer.ts'
-import { producerFor } from './kafka/select.ts'
+import { type ProducerUse, producerFor } from './kafka/select.ts'
 import { corsFromEnv } from './middleware/cors.ts'
 import { requestContext } from './middleware/request-context.ts'
 import { registerCallsScore } from './routes/calls-score.ts'
 import { registerOpenApi } from './routes/openapi.ts'
 
 /** What the app needs from the outside world; tests swap the Kafka producer for fault cases. */
-export type AppDeps = { producerFor: (config: Config) => JobProducer }
+export type AppDeps = { producerFor: (config: Config, use?: ProducerUse) => JobProducer }
 
 /** The configured dialect's producer, one per configuration (that is, per isolate and deployment). */
 export const defaultDeps: AppDeps = { producerFor }

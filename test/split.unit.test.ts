@@ -5,8 +5,8 @@ import { v2Body, v2RequestSize } from '../src/kafka/kafka-rest-v2.ts'
 import type { JobProducer, KafkaMessage, ProduceResult } from '../src/kafka/producer.ts'
 import {
   jsonStringLength,
-  type RequestSize,
   PARTS_IN_FLIGHT,
+  type RequestSize,
   SizeLimitedProducer,
   splitBySize,
 } from '../src/kafka/split.ts'
@@ -160,14 +160,14 @@ describe('SizeLimitedProducer', () => {
 
   it('passes a request that fits through untouched, as one request', async () => {
     const { inner, requests } = recording(() => ({ ok: true }))
-    const producer = new SizeLimitedProducer(inner, size, 1_000_000)
+    const producer = new SizeLimitedProducer(inner, size, 1_000_000, PARTS_IN_FLIGHT)
     expect(await producer.produce(jobs, deadline)).toEqual({ ok: true })
     expect(requests).toHaveLength(1)
   })
 
   it('sends a larger one in parts under the limit, in order', async () => {
     const { inner, requests } = recording(() => ({ ok: true }))
-    const producer = new SizeLimitedProducer(inner, size, 65_000)
+    const producer = new SizeLimitedProducer(inner, size, 65_000, PARTS_IN_FLIGHT)
     expect(await producer.produce(jobs, deadline)).toEqual({ ok: true })
     expect(requests).toEqual([['job:0', 'job:1'], ['job:2', 'job:3'], ['job:4']])
   })
@@ -181,7 +181,7 @@ describe('SizeLimitedProducer', () => {
         return new Promise((resolve) => answers.push(resolve))
       },
     }
-    const producer = new SizeLimitedProducer(inner, size, 65_000)
+    const producer = new SizeLimitedProducer(inner, size, 65_000, PARTS_IN_FLIGHT)
     const produced = producer.produce(jobs, deadline)
     await Promise.resolve()
     // Two parts sent, neither answered yet; the third waits for a free lane.
@@ -197,6 +197,29 @@ describe('SizeLimitedProducer', () => {
     expect(await produced).toEqual({ ok: true })
   })
 
+  it('one part in flight (the queue consumer): a throttled endpoint is not sent the next part', async () => {
+    const { inner, requests } = recording((sent, n) =>
+      n === 1
+        ? { ok: true }
+        : {
+            ok: false,
+            reason: 'unavailable',
+            status: 429,
+            detail: 'HTTP 429',
+            acknowledged: sent.map(() => false),
+          },
+    )
+    const result = await new SizeLimitedProducer(inner, size, 65_000, 1).produce(jobs, deadline)
+    expect(requests).toEqual([
+      ['job:0', 'job:1'],
+      ['job:2', 'job:3'],
+    ])
+    expect(result).toMatchObject({
+      detail: 'request 2 of 3: HTTP 429',
+      acknowledged: [true, true, false, false, false],
+    })
+  })
+
   it('starts no part after an endpoint failure; acknowledgements stay per message, in order', async () => {
     const { inner, requests } = recording((sent, n) =>
       n === 2
@@ -210,7 +233,7 @@ describe('SizeLimitedProducer', () => {
             retryAfterSeconds: 2,
           },
     )
-    const producer = new SizeLimitedProducer(inner, size, 65_000)
+    const producer = new SizeLimitedProducer(inner, size, 65_000, PARTS_IN_FLIGHT)
     const result = await producer.produce(jobs, deadline)
     // Parts 1 and 2 were in flight together; the throttled endpoint is not sent the third.
     expect(requests).toHaveLength(2)
@@ -238,7 +261,7 @@ describe('SizeLimitedProducer', () => {
           }
         : { ok: true },
     )
-    const producer = new SizeLimitedProducer(inner, size, 65_000)
+    const producer = new SizeLimitedProducer(inner, size, 65_000, PARTS_IN_FLIGHT)
     const result = await producer.produce(oversized, deadline)
     expect(requests).toEqual([['job:0', 'job:1'], ['job:2'], ['job:3', 'job:4']])
     expect(result).toEqual({
@@ -263,7 +286,7 @@ describe('SizeLimitedProducer', () => {
       n === 1 ? fail('rejected', 422) : n === 2 ? fail('unavailable', 429) : { ok: true },
     )
     // One job per part: five parts.
-    const producer = new SizeLimitedProducer(inner, size, 35_000)
+    const producer = new SizeLimitedProducer(inner, size, 35_000, PARTS_IN_FLIGHT)
     const result = await producer.produce(jobs, deadline)
     // The refusal freed its lane for part 3 before part 2's throttle came back; nothing after.
     expect(requests).toEqual([['job:0'], ['job:1'], ['job:2']])
@@ -286,7 +309,7 @@ describe('SizeLimitedProducer', () => {
           }
         : { ok: true },
     )
-    const producer = new SizeLimitedProducer(inner, size, 65_000)
+    const producer = new SizeLimitedProducer(inner, size, 65_000, PARTS_IN_FLIGHT)
     const result = await producer.produce(jobs, deadline)
     // Part 2 was in flight beside part 1 and landed; part 3 was never sent.
     expect(result.ok ? [] : result.acknowledged).toEqual([true, false, true, true, false])

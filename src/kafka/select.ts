@@ -2,7 +2,7 @@ import type { Config, KafkaSettings } from '../config.ts'
 import { ConfluentV3Producer, v3RequestSize } from './confluent-v3.ts'
 import { KafkaRestV2Producer, v2RequestSize } from './kafka-rest-v2.ts'
 import type { JobProducer } from './producer.ts'
-import { type RequestSize, SizeLimitedProducer } from './split.ts'
+import { PARTS_IN_FLIGHT, type RequestSize, SizeLimitedProducer } from './split.ts'
 import { UpstashProducer, upstashRequestSize } from './upstash.ts'
 
 /** The adapter for the configured dialect (`KAFKA_REST_DIALECT`). */
@@ -29,22 +29,33 @@ export function requestSizeOf(dialect: KafkaSettings['dialect']): RequestSize {
   }
 }
 
-const producers = new WeakMap<Config, JobProducer>()
+/**
+ * Who a producer sends for: a client `request` that waits for the answer (the parts of a split
+ * produce go {@link PARTS_IN_FLIGHT} at a time), or the `queue` consumer (one part at a time: no
+ * client waits, and a throttled endpoint is not sent a second part before the first is answered).
+ */
+export type ProducerUse = 'request' | 'queue'
+
+const producers: Record<ProducerUse, WeakMap<Config, JobProducer>> = {
+  request: new WeakMap(),
+  queue: new WeakMap(),
+}
 
 /**
- * One producer per configuration, that is per isolate and deployment: the configuration object
- * is cached per env object, so its producer (and `@upstash/kafka`'s client) is built once. No
- * request it sends exceeds `KAFKA_REST_MAX_REQUEST_BYTES` of produce body.
+ * One producer per configuration and use, that is per isolate and deployment: the configuration
+ * object is cached per env object, so its producer (and `@upstash/kafka`'s client) is built once.
+ * No request it sends exceeds `KAFKA_REST_MAX_REQUEST_BYTES` of produce body.
  */
-export function producerFor(config: Config): JobProducer {
-  let producer = producers.get(config)
+export function producerFor(config: Config, use: ProducerUse = 'request'): JobProducer {
+  let producer = producers[use].get(config)
   if (!producer) {
     producer = new SizeLimitedProducer(
       createProducer(config.kafka),
       requestSizeOf(config.kafka.dialect),
       config.delivery.maxRequestBytes,
+      use === 'request' ? PARTS_IN_FLIGHT : 1,
     )
-    producers.set(config, producer)
+    producers[use].set(config, producer)
   }
   return producer
 }

@@ -117,16 +117,17 @@ export function splitBySize(
 }
 
 /**
- * Parts of one produce in flight at once. Two, so that a maximal request (about 1.15 MB in the
- * Upstash encoding, two parts under the default limit) waits for one round trip, not two; no more,
- * so that a low limit does not turn one produce into a burst against the endpoint's request budget.
+ * Parts of one client request's produce in flight at once. Two, so that a maximal request (about
+ * 1.15 MB in the Upstash encoding, two parts under the default limit) waits for one round trip,
+ * not two; no more, so that a low limit does not turn one produce into a burst against the
+ * endpoint's request budget. The queue consumer, whom no client waits for, sends one at a time.
  */
 export const PARTS_IN_FLIGHT = 2
 
 /**
  * A producer that sends through `inner` in requests of at most `maxBytes`. A request that fits
- * (nearly all) goes through untouched. Larger ones are sent in parts, {@link PARTS_IN_FLIGHT} at
- * a time in order, under the caller's deadline, and the acknowledgements come back per message,
+ * (nearly all) goes through untouched. Larger ones are sent in parts, in order, `partsInFlight`
+ * at a time (so parts may land out of order when more than one), under the caller's deadline, and the acknowledgements come back per message,
  * in the caller's order, as from a single request. A part refused for itself (`rejected`: a 413
  * for a message over the limit on its own, a 422) says nothing about the other parts, so they are
  * still sent: one oversized job must not hold back, and in the consumer wear out the attempts of,
@@ -139,11 +140,13 @@ export class SizeLimitedProducer implements JobProducer {
   readonly #inner: JobProducer
   readonly #size: RequestSize
   readonly #maxBytes: number
+  readonly #partsInFlight: number
 
-  constructor(inner: JobProducer, size: RequestSize, maxBytes: number) {
+  constructor(inner: JobProducer, size: RequestSize, maxBytes: number, partsInFlight = 1) {
     this.#inner = inner
     this.#size = size
     this.#maxBytes = maxBytes
+    this.#partsInFlight = partsInFlight
   }
 
   async produce(messages: readonly KafkaMessage[], deadline: Deadline): Promise<ProduceResult> {
@@ -169,11 +172,14 @@ export class SizeLimitedProducer implements JobProducer {
           continue
         }
         for (const [j, i] of group.entries()) acknowledged[i] = result.acknowledged[j] ?? false
-        failures[g] = { ...result, detail: `request ${g + 1} of ${groups.length}: ${result.detail}` }
+        failures[g] = {
+          ...result,
+          detail: `request ${g + 1} of ${groups.length}: ${result.detail}`,
+        }
         if (result.reason !== 'rejected') ended = true
       }
     }
-    const lanes = Math.min(PARTS_IN_FLIGHT, groups.length)
+    const lanes = Math.min(this.#partsInFlight, groups.length)
     await Promise.all(Array.from({ length: lanes }, lane))
     const failure =
       failures.find((f) => f !== undefined && f.reason !== 'rejected') ??

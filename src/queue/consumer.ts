@@ -4,6 +4,7 @@ import { breakerFor } from '../delivery/breaker.ts'
 import { breakerKey, pauseOf } from '../delivery/deliver.ts'
 import { JOB_ID_HEADER } from '../kafka/jobs.ts'
 import { type JobProducer, type ProduceResult, produceWithPolicy } from '../kafka/producer.ts'
+import type { ProducerUse } from '../kafka/select.ts'
 import type { QueueConfig } from './config.ts'
 import type { QueuedJob } from './jobs-queue.ts'
 
@@ -44,7 +45,7 @@ export function retryDelaySeconds(attempts: number, config: QueueConfig, retryAf
 export async function consumeScoreJobs(
   batch: MessageBatch<unknown>,
   env: Env,
-  producerFor: (config: Config) => JobProducer,
+  producerFor: (config: Config, use?: ProducerUse) => JobProducer,
 ): Promise<void> {
   const base = loadConfig(env)
   if (!base.ok) {
@@ -90,7 +91,7 @@ export async function consumeScoreJobs(
     } else {
       result = (
         await produceWithPolicy(
-          producerFor(base.config),
+          producerFor(base.config, 'queue'),
           valid.map(({ job }) => job),
           { timeoutMs: queueConfig.produceTimeoutMs, retries: 0, backoffMs: 0 },
         )
