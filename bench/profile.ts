@@ -1,9 +1,10 @@
 /**
- * `npm run bench:profile -- [small|large|max] [worker|floor|stack|baseline]`: a CPU profile of
- * the production bundle (or one of the floors, or the worker as of a git revision) under load,
- * taken through workerd's V8 inspector. Writes bench/out/<server>-<body>.cpuprofile (open it in
- * Chrome DevTools' Performance panel) and prints the functions with the most self time, named
- * through the bundle's source map.
+ * `npm run bench:profile -- [small|large|max] [worker|floor|stack|baseline] [cpu|heap]`: a CPU
+ * profile (or, with `heap`, a sampling allocation profile) of the production bundle (or one of the
+ * floors, or the worker as of a git revision) under load, taken through workerd's V8 inspector.
+ * Writes bench/out/<server>-<body>.cpuprofile (or .heapprofile; open either in Chrome DevTools)
+ * and prints the functions with the most self time (or the most bytes allocated per request),
+ * named through the bundle's source map.
  *
  * Settings (environment): BENCH_SECONDS (5), BENCH_CONNECTIONS (8), BENCH_BASELINE (the git
  * revision the `baseline` server is built from).
@@ -28,12 +29,15 @@ if (!(name in BODIES)) throw new Error(`unknown body ${name}: small, large or ma
 const serverName = (process.argv[3] ?? 'worker') as ServerName
 if (!SERVERS.includes(serverName))
   throw new Error(`unknown server ${serverName}: ${SERVERS.join(', ')}`)
+const kind = process.argv[4] ?? 'cpu'
+if (kind !== 'cpu' && kind !== 'heap') throw new Error(`unknown profile ${kind}: cpu or heap`)
 const seconds = Number(process.env.BENCH_SECONDS ?? 5)
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 8)
 
 type CallFrame = { functionName: string; url: string; lineNumber: number; columnNumber: number }
 type ProfileNode = { id: number; callFrame: CallFrame; hitCount?: number }
 type Profile = { nodes: ProfileNode[]; samples?: number[]; startTime: number; endTime: number }
+type HeapNode = { callFrame: CallFrame; selfSize: number; children: HeapNode[] }
 
 /** A minimal Chrome DevTools Protocol client over the inspector's WebSocket. */
 async function inspect(address: string) {
@@ -77,24 +81,50 @@ try {
   const payload = requestBody(name)
   await load(server.url, payload, bench.auth, 1, connections)
   const cdp = await inspect(inspector)
-  await cdp.send('Profiler.enable')
-  await cdp.send('Profiler.setSamplingInterval', { interval: 100 })
-  await cdp.send('Profiler.start')
-  const run = await load(server.url, payload, bench.auth, seconds, connections)
-  const { profile } = (await cdp.send('Profiler.stop')) as { profile: Profile }
+  let run: Awaited<ReturnType<typeof load>>
+  let frames: { callFrame: CallFrame; weight: number }[]
+  let file: string
+  if (kind === 'heap') {
+    // Every allocation sampled (interval 1 KiB of allocation), kept or collected: GC's work.
+    await cdp.send('HeapProfiler.enable')
+    await cdp.send('HeapProfiler.startSampling', {
+      samplingInterval: 1024,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    })
+    run = await load(server.url, payload, bench.auth, seconds, connections)
+    const { profile } = (await cdp.send('HeapProfiler.stopSampling')) as {
+      profile: { head: HeapNode }
+    }
+    file = join(OUT, `${serverName}-${name}.heapprofile`)
+    writeFileSync(file, JSON.stringify(profile))
+    frames = []
+    const pending = [profile.head]
+    for (let node = pending.pop(); node; node = pending.pop()) {
+      frames.push({ callFrame: node.callFrame, weight: node.selfSize })
+      pending.push(...node.children)
+    }
+  } else {
+    await cdp.send('Profiler.enable')
+    await cdp.send('Profiler.setSamplingInterval', { interval: 100 })
+    await cdp.send('Profiler.start')
+    run = await load(server.url, payload, bench.auth, seconds, connections)
+    const { profile } = (await cdp.send('Profiler.stop')) as { profile: Profile }
+    file = join(OUT, `${serverName}-${name}.cpuprofile`)
+    writeFileSync(file, JSON.stringify(profile))
+    frames = profile.nodes.map((node) => ({ callFrame: node.callFrame, weight: node.hitCount ?? 0 }))
+  }
   cdp.close()
-  const file = join(OUT, `${serverName}-${name}.cpuprofile`)
-  writeFileSync(file, JSON.stringify(profile))
 
   // The bundle is minified: name each frame by its place in the sources, through the source map.
   const bundle = bench.bundles[serverName]
   const map = bundle
     ? new SourceMap(JSON.parse(readFileSync(join(bundle.dir, `${bundle.main}.map`), 'utf8')))
     : undefined
-  const total = profile.nodes.reduce((n, node) => n + (node.hitCount ?? 0), 0)
+  const total = frames.reduce((n, frame) => n + frame.weight, 0)
   const self = new Map<string, number>()
-  for (const node of profile.nodes) {
-    const { functionName, url, lineNumber, columnNumber } = node.callFrame
+  for (const frame of frames) {
+    const { functionName, url, lineNumber, columnNumber } = frame.callFrame
     let where = ''
     if (url) {
       const origin = map?.findOrigin(lineNumber + 1, columnNumber + 1)
@@ -104,13 +134,15 @@ try {
           : `${url.split('/').pop()}:${lineNumber + 1}:${columnNumber + 1}`
     }
     const key = `${functionName || '(anonymous)'} ${where}`.trim()
-    self.set(key, (self.get(key) ?? 0) + (node.hitCount ?? 0))
+    self.set(key, (self.get(key) ?? 0) + frame.weight)
   }
+  const requests = run.rps * seconds
   console.log(
-    `${serverName}, ${name}: ${run.rps.toFixed(0)} req/s while profiling; ${file}\nself time:`,
+    `${serverName}, ${name}: ${run.rps.toFixed(0)} req/s while profiling; ${file}\n${kind === 'heap' ? `allocated: ${(total / requests / 1024).toFixed(0)} KiB per request, by function` : 'self time:'}`,
   )
-  for (const [key, hits] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 25)) {
-    console.log(`${((hits / total) * 100).toFixed(1).padStart(6)}%  ${key}`)
+  for (const [key, weight] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 25)) {
+    const kib = kind === 'heap' ? `  ${(weight / requests / 1024).toFixed(1).padStart(7)} KiB/req` : ''
+    console.log(`${((weight / total) * 100).toFixed(1).padStart(6)}%${kib}  ${key}`)
   }
 } finally {
   await bench.stop()
