@@ -112,7 +112,10 @@ try {
     const { profile } = (await cdp.send('Profiler.stop')) as { profile: Profile }
     file = join(OUT, `${serverName}-${name}.cpuprofile`)
     writeFileSync(file, JSON.stringify(profile))
-    frames = profile.nodes.map((node) => ({ callFrame: node.callFrame, weight: node.hitCount ?? 0 }))
+    frames = profile.nodes.map((node) => ({
+      callFrame: node.callFrame,
+      weight: node.hitCount ?? 0,
+    }))
   }
   cdp.close()
 
@@ -141,7 +144,8 @@ try {
     `${serverName}, ${name}: ${run.rps.toFixed(0)} req/s while profiling; ${file}\n${kind === 'heap' ? `allocated: ${(total / requests / 1024).toFixed(0)} KiB per request, by function` : 'self time:'}`,
   )
   for (const [key, weight] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 25)) {
-    const kib = kind === 'heap' ? `  ${(weight / requests / 1024).toFixed(1).padStart(7)} KiB/req` : ''
+    const kib =
+      kind === 'heap' ? `  ${(weight / requests / 1024).toFixed(1).padStart(7)} KiB/req` : ''
     console.log(`${((weight / total) * 100).toFixed(1).padStart(6)}%${kib}  ${key}`)
   }
 } finally {
