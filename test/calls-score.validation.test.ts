@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import { RUNTIME_PARSE_BYTES } from '../src/fastapi/body.ts'
-import { answer, call, createKey, uniqueTopic } from './helpers.ts'
+import { answer, basic, call, createKey, fetchWorker, uniqueTopic } from './helpers.ts'
 
 // FastAPI 0.142 / pydantic 2.13 parity, case by case (docs/compatibility.md).
 // Positions and messages of JSON errors were produced with CPython's json module.
@@ -394,6 +394,41 @@ describe("the edge's own checks, after parity validation", () => {
     expect(await answer(res)).toEqual({
       status: 413,
       body: { detail: 'Request body too large: the limit is 100 bytes' },
+    })
+  })
+
+  describe('a body streamed without a declared length', () => {
+    /** The body as a stream of 50-byte chunks: the request carries no Content-Length. */
+    const streamed = async (body: string, vars: Record<string, string>) => {
+      const bytes = new TextEncoder().encode(body)
+      const stream = new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (let i = 0; i < bytes.length; i += 50) controller.enqueue(bytes.slice(i, i + 50))
+          controller.close()
+        },
+      })
+      const request = new Request('https://worker.test/calls/score', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: basic(key) },
+        body: stream,
+        duplex: 'half',
+      } as RequestInit)
+      expect(request.headers.has('content-length')).toBe(false)
+      return fetchWorker(request, { KAFKA_TOPIC: topic, ...vars })
+    }
+
+    it('is counted as it streams: 413 above the limit', async () => {
+      const res = await streamed(JSON.stringify(validBodyOfSize(200)), { MAX_BODY_BYTES: '100' })
+      expect(await answer(res)).toEqual({
+        status: 413,
+        body: { detail: 'Request body too large: the limit is 100 bytes' },
+      })
+    })
+
+    it('is read and accepted at or under the limit', async () => {
+      const body = JSON.stringify(validBodyOfSize(200))
+      const res = await streamed(body, { MAX_BODY_BYTES: String(body.length) })
+      expect(await answer(res)).toEqual({ status: 200, body: {} })
     })
   })
 })

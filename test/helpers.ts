@@ -71,12 +71,16 @@ export async function call({
     // Bytes, so that the runtime adds no Content-Type of its own (a string body gets text/plain).
     init.body = typeof text === 'string' ? new TextEncoder().encode(text) : text
   }
+  return fetchWorker(new Request(`https://worker.test${path}`, init), vars)
+}
+
+/** One request through the worker's fetch handler, with extra vars over the test env. */
+export async function fetchWorker(
+  request: Request,
+  vars: Partial<Record<keyof Env, unknown>> | Record<string, string> = {},
+) {
   const ctx = createExecutionContext()
-  const res = await worker.fetch(
-    new Request(`https://worker.test${path}`, init),
-    { ...env, ...vars } as Env,
-    ctx,
-  )
+  const res = await worker.fetch(request, { ...env, ...vars } as Env, ctx)
   await waitOnExecutionContext(ctx)
   return res
 }

@@ -18,22 +18,35 @@ import { kvDirectory } from '../projects/directory.ts'
 import { resolveInternalIds } from '../projects/internal-ids.ts'
 import { CallsScoreReq, CLIENT_REF, isPlainCallsScoreRequest } from '../schemas/calls-score.ts'
 
+const tooLarge = (maxSize: number) =>
+  new ApiError('payload_too_large', `Request body too large: the limit is ${maxSize} bytes`)
+
 const bodyLimitOf = perSetting(
   (maxSize: number): MiddlewareHandler<AppEnv> =>
     bodyLimit({
       maxSize,
       onError: () => {
-        throw new ApiError(
-          'payload_too_large',
-          `Request body too large: the limit is ${maxSize} bytes`,
-        )
+        throw tooLarge(maxSize)
       },
     }),
 )
 
-/** Hono's bodyLimit at `MAX_BODY_BYTES`: a 413 with our detail above it. */
-const limitBody: MiddlewareHandler<AppEnv> = (c, next) =>
-  bodyLimitOf(c.get('config').maxBodyBytes)(c, next)
+/**
+ * `MAX_BODY_BYTES`: a 413 with our detail above it. A declared length (every real client sends
+ * one) is compared here the way Hono's bodyLimit compares it, without reading `request.body`:
+ * touching it makes workerd build a JavaScript stream for the body, and the body is then read
+ * through it (measured: 6% of a small request's CPU). A body without a declared length is counted
+ * by Hono's bodyLimit as it streams.
+ */
+const limitBody: MiddlewareHandler<AppEnv> = (c, next) => {
+  const { maxBodyBytes } = c.get('config')
+  const declared = c.req.header('content-length')
+  if (declared === undefined || c.req.header('transfer-encoding') !== undefined) {
+    return bodyLimitOf(maxBodyBytes)(c, next)
+  }
+  if (Number.parseInt(declared, 10) > maxBodyBytes) throw tooLarge(maxBodyBytes)
+  return next()
+}
 
 /**
  * `POST /calls/score`: authenticate, read and validate the body like FastAPI, apply the edge's
