@@ -58,7 +58,8 @@ function parseExact(text: string): PyValue {
  * The body's text as `json.loads(bytes)` decodes it, or FastAPI's error: a missing body, a
  * non-JSON Content-Type (echoed as text), bytes CPython cannot decode (400).
  */
-function exactTextOf(bytes: Uint8Array, contentType: string | null): string {
+async function exactText(request: Request, contentType: string | null): Promise<string> {
+  const bytes = new Uint8Array(await request.arrayBuffer())
   if (bytes.length === 0) throw new RequestValidationError([missingError(['body'], null)])
   if (!isJsonContentType(contentType)) {
     // FastAPI echoes the raw text (it would 500 on bytes that are not UTF-8; we replace them).
@@ -70,13 +71,6 @@ function exactTextOf(bytes: Uint8Array, contentType: string | null): string {
     if (e instanceof PyBodyParseError) throw parseFailed()
     throw e
   }
-}
-
-const bytesOf = async (request: Request) => new Uint8Array(await request.arrayBuffer())
-
-/** {@link exactTextOf} the body of a request not read yet. */
-async function exactText(request: Request, contentType: string | null): Promise<string> {
-  return exactTextOf(await bytesOf(request), contentType)
 }
 
 /** What a look at every string of a parsed body, keys included, found. */
@@ -120,49 +114,31 @@ function scanStrings(root: unknown): StringScan {
 }
 
 /**
- * From this many bytes on (by Content-Length, which every real client sends), a JSON body is
- * parsed by the runtime straight from the stream, with a copy of the stream kept for the exact
- * path (see {@link runtimeParsed}); below it, its bytes are read once and the runtime parses
- * those, the bytes being all the exact path needs. Measured:
- * for small bodies the copy of the stream costs more than the bytes, for large ones (41 KB and
- * up) the bytes cost 7% to 12% more CPU per request than the copy.
- */
-export const RUNTIME_PARSE_BYTES = 16 * 1024
-
-/** A body the runtime parsed, when that is exactly what CPython would parse (see below). */
-type RuntimeParse = { plain: unknown; wellFormed: boolean }
-
-/**
- * The runtime's own `json()` of a body, when that is exactly what CPython would parse; undefined
- * when it is not, or may not be. Its decoding is UTF-8 with one BOM stripped (CPython's
+ * The body parsed by the runtime straight from the stream, when that is exactly what CPython
+ * would parse; with a copy of the stream kept for the exact reading that error answers need.
+ * workerd's `json()` of the request builds no JS string or buffer of the whole body: it measured
+ * about 10% of the CPU of a maximal request less than reading the text into JS, 3% to 20% less
+ * than reading the bytes and parsing those with `new Response(bytes).json()` on large and maximal
+ * requests, and the same on small ones. Its decoding is UTF-8 with one BOM stripped (CPython's
  * 'utf-8-sig' does the same) and U+FFFD for every byte that is not UTF-8: a body it parses means
  * the same to CPython unless some string holds U+FFFD (a replaced byte, or a real one: either way
  * the exact path decides). Bodies CPython reads as UTF-16 or UTF-32 have a NUL or an invalid byte
- * among their first bytes, which the runtime cannot parse.
- */
-async function runtimeParse(body: Body): Promise<RuntimeParse | undefined> {
-  let plain: unknown
-  try {
-    plain = await body.json()
-  } catch {
-    return undefined
-  }
-  const scan = scanStrings(plain)
-  return scan.replacement ? undefined : { plain, wellFormed: scan.wellFormed }
-}
-
-/**
- * A large body parsed by the runtime straight from the stream, with a copy of the stream kept
- * for the exact reading that error answers need. workerd's `json()` of the request builds no JS
- * string or buffer of the whole body, which measured about 10% of the CPU of a maximal request
- * less than reading the text or the bytes into JS (the copy of the stream costs little there).
+ * among their first bytes, which the runtime cannot parse. Otherwise the copy, to be read by the
+ * exact path.
  */
 async function runtimeParsed(
   request: Request,
-): Promise<(RuntimeParse & { copy: Request }) | { fallback: Request }> {
+): Promise<{ plain: unknown; wellFormed: boolean; copy: Request } | { fallback: Request }> {
   const copy = request.clone()
-  const parsed = await runtimeParse(request)
-  return parsed === undefined ? { fallback: copy } : { ...parsed, copy }
+  let plain: unknown
+  try {
+    plain = await request.json()
+  } catch {
+    return { fallback: copy }
+  }
+  const scan = scanStrings(plain)
+  if (scan.replacement) return { fallback: copy }
+  return { plain, wellFormed: scan.wellFormed, copy }
 }
 
 /**
@@ -171,20 +147,18 @@ async function runtimeParsed(
  * parsed; bytes are decoded like `json.loads(bytes)`; decode errors are 422 `json_invalid` at the
  * code-point position CPython reports; anything else that breaks parsing is a 400.
  *
- * The fast path is the runtime's own JSON parse of a JSON body (see {@link runtimeParse}): of the
- * stream for large bodies, of the bytes for small ones ({@link RUNTIME_PARSE_BYTES}). It agrees
- * with CPython on every text it accepts that can pass validation; every other body (empty, not
- * JSON, not parsed by the runtime, holding U+FFFD) is decoded like CPython from its bytes and
+ * The fast path is the runtime's own JSON parse of a JSON body's stream (see
+ * {@link runtimeParsed}). It agrees with CPython on every text it accepts that can pass
+ * validation; every other body (empty, not JSON, not parsed by the runtime, holding U+FFFD) is
+ * read as bytes (from the copy, when the runtime read the stream), decoded like CPython and
  * parsed with JSON.parse, or with the CPython port where JSON.parse rejects it (NaN, Infinity,
  * syntax errors). The parsed value is handed to `zValidator` so the body is parsed once.
  */
 export const fastapiJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
   const contentType = c.req.header('content-type') ?? null
-  const json = isJsonContentType(contentType)
   let source = c.req.raw
-  let bytes: Uint8Array | undefined
   let body: ParsedBody | undefined
-  if (json && Number(c.req.header('content-length')) >= RUNTIME_PARSE_BYTES) {
+  if (isJsonContentType(contentType)) {
     const parsed = await runtimeParsed(source)
     if ('fallback' in parsed) source = parsed.fallback
     else {
@@ -195,23 +169,9 @@ export const fastapiJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
         exact: () => (exact ??= exactText(parsed.copy, contentType).then(parseExact)),
       }
     }
-  } else {
-    // A small body's bytes are read once and the runtime parses those (5% less CPU per small
-    // request than decoding them in JS for JSON.parse); they are all the exact path needs.
-    bytes = await bytesOf(source)
-    const read = bytes
-    const parsed = json && read.length > 0 ? await runtimeParse(new Response(read)) : undefined
-    if (parsed !== undefined) {
-      let exact: PyValue | undefined
-      body = {
-        plain: parsed.plain,
-        wellFormed: parsed.wellFormed,
-        exact: async () => (exact ??= parseExact(exactTextOf(read, contentType))),
-      }
-    }
   }
   if (body === undefined) {
-    const text = bytes ? exactTextOf(bytes, contentType) : await exactText(source, contentType)
+    const text = await exactText(source, contentType)
     let exact: PyValue | undefined
     let plain: unknown
     try {
