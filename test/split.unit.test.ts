@@ -2,7 +2,14 @@ import { describe, expect, it } from 'vitest'
 import { v3Record, v3RequestSize } from '../src/kafka/confluent-v3.ts'
 import { buildScoreJobs } from '../src/kafka/jobs.ts'
 import { v2Body, v2RequestSize } from '../src/kafka/kafka-rest-v2.ts'
-import type { JobProducer, KafkaMessage, ProduceResult } from '../src/kafka/producer.ts'
+import {
+  isThrottled,
+  type JobProducer,
+  type KafkaMessage,
+  type ProduceFailureReason,
+  type ProduceResult,
+  produceWithPolicy,
+} from '../src/kafka/producer.ts'
 import {
   jsonStringLength,
   PARTS_IN_FLIGHT,
@@ -296,6 +303,48 @@ describe('SizeLimitedProducer', () => {
       detail: 'request 2 of 5: HTTP 429',
     })
     expect(result.ok ? [] : result.acknowledged).toEqual([false, false, true, false, false])
+  })
+
+  describe('two parts failing side by side: the failure the policy must act on is reported', () => {
+    const failing =
+      (reason: ProduceFailureReason, status: number, retryAfterSeconds?: number) =>
+      (sent: readonly KafkaMessage[]): ProduceResult => ({
+        ok: false,
+        reason,
+        status,
+        detail: `HTTP ${status}`,
+        acknowledged: sent.map(() => false),
+        ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
+      })
+    // Four jobs of 30,000 bytes: two parts, both in flight at once.
+    const four = jobs.slice(0, 4)
+
+    it("a throttle over an earlier part's outage: not retried into, the longest wait kept", async () => {
+      const { inner, requests } = recording((sent, n) =>
+        n === 1 ? failing('unavailable', 500)(sent) : failing('unavailable', 429, 30)(sent),
+      )
+      const producer = new SizeLimitedProducer(inner, size, 65_000, PARTS_IN_FLIGHT)
+      const { result, attempts } = await produceWithPolicy(producer, four, {
+        timeoutMs: 5000,
+        retries: 1,
+        backoffMs: 1,
+      })
+      expect(isThrottled(result)).toBe(true)
+      expect(result).toMatchObject({ status: 429, retryAfterSeconds: 30 })
+      expect(attempts).toBe(1)
+      expect(requests).toHaveLength(2)
+    })
+
+    it("refused credentials over an earlier part's outage", async () => {
+      const { inner } = recording((sent, n) =>
+        n === 1 ? failing('timeout', 0)(sent) : failing('unauthorized', 401)(sent),
+      )
+      const producer = new SizeLimitedProducer(inner, size, 65_000, PARTS_IN_FLIGHT)
+      expect(await producer.produce(four, deadline)).toMatchObject({
+        reason: 'unauthorized',
+        detail: 'request 2 of 2: HTTP 401',
+      })
+    })
   })
 
   it("keeps a part's own partial acknowledgement", async () => {

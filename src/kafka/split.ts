@@ -3,7 +3,13 @@
  * above the dialect adapters, so that the direct produce and the queue consumer split alike and
  * each adapter still sends exactly the messages it is given in one request.
  */
-import type { Deadline, JobProducer, KafkaMessage, ProduceResult } from './producer.ts'
+import {
+  type Deadline,
+  isThrottled,
+  type JobProducer,
+  type KafkaMessage,
+  type ProduceResult,
+} from './producer.ts'
 
 /**
  * How a dialect's produce body grows with its records, in UTF-8 bytes as sent: a fixed part,
@@ -133,8 +139,8 @@ export const PARTS_IN_FLIGHT = 2
  * still sent: one oversized job must not hold back, and in the consumer wear out the attempts of,
  * the jobs batched with it. Any other failure (a throttle, an outage, a timeout, refused
  * credentials) is the endpoint's: no further part is started (a throttled endpoint is not sent
- * the rest), and the parts never sent count as not acknowledged. The failure reported is the
- * endpoint's failure of the earliest part, else the earliest refusal.
+ * the rest), and the parts never sent count as not acknowledged. The failure reported is chosen
+ * for the caller's policy (see {@link reportedFailure}).
  */
 export class SizeLimitedProducer implements JobProducer {
   readonly #inner: JobProducer
@@ -181,11 +187,31 @@ export class SizeLimitedProducer implements JobProducer {
     }
     const lanes = Math.min(this.#partsInFlight, groups.length)
     await Promise.all(Array.from({ length: lanes }, lane))
-    const failure =
-      failures.find((f) => f !== undefined && f.reason !== 'rejected') ??
-      failures.find((f) => f !== undefined)
+    const failure = reportedFailure(failures)
     return failure === undefined ? { ok: true } : { ...failure, acknowledged }
   }
 }
 
 type Failure = Extract<ProduceResult, { ok: false }>
+
+/**
+ * The failure a split produce reports, when parts in flight side by side failed differently: what
+ * the caller's policy must act on comes first. A throttle answer (the one asking for the longest
+ * wait), so that nothing is retried into it and the breaker opens; else refused credentials (an
+ * operator alarm, never retried); else the earliest other endpoint failure; else the earliest
+ * refusal of a part for itself.
+ */
+function reportedFailure(failures: readonly (Failure | undefined)[]): Failure | undefined {
+  const failed = failures.filter((f): f is Failure => f !== undefined)
+  const throttles = failed.filter(isThrottled)
+  if (throttles.length > 0) {
+    return throttles.reduce((a, b) =>
+      (b.retryAfterSeconds ?? 0) > (a.retryAfterSeconds ?? 0) ? b : a,
+    )
+  }
+  return (
+    failed.find((f) => f.reason === 'unauthorized') ??
+    failed.find((f) => f.reason !== 'rejected') ??
+    failed[0]
+  )
+}
