@@ -328,6 +328,13 @@ export async function measure(
   return runs
 }
 
+/** A positive integer bench setting from the environment, or `fallback`; anything else throws. */
+export function positiveSetting(name: string, fallback: number): number {
+  const value = Number(process.env[name] ?? fallback)
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`)
+  return value
+}
+
 /**
  * Bounds a bench process: after `budgetMs`, or on Ctrl-C, everything `current()` started is
  * stopped and the process exits. Clear the returned watchdog once the bench is done.

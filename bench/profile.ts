@@ -17,6 +17,7 @@ import {
   type BodyName,
   freePort,
   load,
+  positiveSetting,
   requestBody,
   SERVERS,
   type ServerName,
@@ -31,8 +32,8 @@ if (!SERVERS.includes(serverName))
   throw new Error(`unknown server ${serverName}: ${SERVERS.join(', ')}`)
 const kind = process.argv[4] ?? 'cpu'
 if (kind !== 'cpu' && kind !== 'heap') throw new Error(`unknown profile ${kind}: cpu or heap`)
-const seconds = Number(process.env.BENCH_SECONDS ?? 5)
-const connections = Number(process.env.BENCH_CONNECTIONS ?? 8)
+const seconds = positiveSetting('BENCH_SECONDS', 5)
+const connections = positiveSetting('BENCH_CONNECTIONS', 8)
 
 type CallFrame = { functionName: string; url: string; lineNumber: number; columnNumber: number }
 type ProfileNode = { id: number; callFrame: CallFrame; hitCount?: number }

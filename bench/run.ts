@@ -25,6 +25,7 @@ import {
   measure,
   median,
   pairedRatio,
+  positiveSetting,
   type Run,
   requestBody,
   SERVERS,
@@ -38,14 +39,9 @@ const THROUGHPUT_TARGETS: Record<BodyName, number> = { small: 0.9, large: 0.9, m
 const CPU_TARGETS: Partial<Record<BodyName, number>> = { max: 1.2 }
 const BUNDLE_LIMIT_KIB = 64
 
-function positive(name: string, fallback: number): number {
-  const value = Number(process.env[name] ?? fallback)
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`)
-  return value
-}
-const ROUNDS = positive('BENCH_ROUNDS', 5)
-const SECONDS = positive('BENCH_SECONDS', 5)
-const CONNECTIONS = positive('BENCH_CONNECTIONS', 8)
+const ROUNDS = positiveSetting('BENCH_ROUNDS', 5)
+const SECONDS = positiveSetting('BENCH_SECONDS', 5)
+const CONNECTIONS = positiveSetting('BENCH_CONNECTIONS', 8)
 const BASELINE = process.env.BENCH_BASELINE || undefined
 const selected = (process.env.BENCH_BODIES ?? 'small,large,max')
   .split(',')

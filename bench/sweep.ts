@@ -18,6 +18,7 @@ import {
   measure,
   median,
   pairedRatio,
+  positiveSetting,
   type Run,
   requestBody,
   type ServerName,
@@ -26,20 +27,15 @@ import {
 
 const OUT = 'bench/out'
 
-function positive(name: string, fallback: number): number {
-  const value = Number(process.env[name] ?? fallback)
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`)
-  return value
-}
 const IDS = (process.env.BENCH_SWEEP_IDS ?? '10,100,1000,10000').split(',').map((n) => {
   const ids = Number(n)
   if (!Number.isInteger(ids) || ids < 1) throw new Error('BENCH_SWEEP_IDS: positive integers')
   return ids
 })
-const SCORERS = positive('BENCH_SWEEP_SCORERS', 5)
-const ROUNDS = positive('BENCH_SWEEP_ROUNDS', 3)
-const SECONDS = positive('BENCH_SWEEP_SECONDS', 3)
-const CONNECTIONS = positive('BENCH_CONNECTIONS', 8)
+const SCORERS = positiveSetting('BENCH_SWEEP_SCORERS', 5)
+const ROUNDS = positiveSetting('BENCH_SWEEP_ROUNDS', 3)
+const SECONDS = positiveSetting('BENCH_SWEEP_SECONDS', 3)
+const CONNECTIONS = positiveSetting('BENCH_CONNECTIONS', 8)
 const SVG = process.env.BENCH_SWEEP_SVG ?? 'docs/performance-sweep.svg'
 const SERVERS: ServerName[] = ['worker', 'stack', 'floor']
 

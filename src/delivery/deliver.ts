@@ -4,7 +4,13 @@
  */
 import type { Config } from '../config.ts'
 import { ApiError } from '../errors.ts'
-import { type JobProducer, type KafkaMessage, produceWithPolicy } from '../kafka/producer.ts'
+import {
+  type JobProducer,
+  type KafkaMessage,
+  type PolicyResult,
+  type ProducePolicy,
+  produceWithPolicy,
+} from '../kafka/producer.ts'
 import type { RequestLog } from '../middleware/request-context.ts'
 import { enqueueJobs, type QueuedJob } from '../queue/jobs-queue.ts'
 import { breakerFor, type PauseSettings } from './breaker.ts'
@@ -33,7 +39,7 @@ export function breakerKey(config: Config): string {
 }
 
 /** The breaker's pauses, from the configuration. */
-export const pauseOf = (config: Config): PauseSettings => ({
+const pauseOf = (config: Config): PauseSettings => ({
   defaultSeconds: config.delivery.throttlePauseSeconds,
   maxSeconds: config.delivery.throttleMaxPauseSeconds,
 })
@@ -45,6 +51,31 @@ export type DeliveryContext = {
   queue: Queue<QueuedJob> | undefined
   /** The request's log line, completed with how the jobs travelled. */
   log: RequestLog
+}
+
+/** A produce through the breaker: not sent while it is open, else sent under the policy. */
+export type GuardedProduce =
+  | { skipped: true; retryAfterSeconds: number }
+  | (PolicyResult & { skipped: false; probe: boolean })
+
+/**
+ * Produces under `policy` through this isolate's throttle breaker for the configured endpoint
+ * and topic: nothing is sent while the breaker is open; otherwise the answer is recorded, so a
+ * throttle opens it and a probe's success closes it. Direct delivery and the queue consumer
+ * both go through here; the produce deadline is the probe's lease.
+ */
+export async function produceUnlessThrottled(
+  config: Config,
+  producer: JobProducer,
+  messages: readonly KafkaMessage[],
+  policy: ProducePolicy,
+): Promise<GuardedProduce> {
+  const breaker = breakerFor(breakerKey(config))
+  const admission = breaker.admit(policy.timeoutMs)
+  if (admission === 'skip') return { skipped: true, retryAfterSeconds: breaker.remainingSeconds() }
+  const outcome = await produceWithPolicy(producer, messages, policy)
+  breaker.record(outcome.result, admission, pauseOf(config))
+  return { ...outcome, skipped: false, probe: admission === 'probe' }
 }
 
 /**
@@ -67,19 +98,17 @@ export async function deliverJobs(
     await toQueue(messages, messages, { config, queue, log }, {})
     return
   }
-  const breaker = breakerFor(breakerKey(config))
-  const admission = breaker.admit(config.produceTimeoutMs)
-  if (admission === 'skip') {
-    await toQueue(messages, messages, { config, queue, log }, { kafka_skipped: 'throttled' })
-    return
-  }
-  if (admission === 'probe') log.kafka_probe = true
-  const { result, attempts } = await produceWithPolicy(producer, messages, {
+  const produced = await produceUnlessThrottled(config, producer, messages, {
     timeoutMs: config.produceTimeoutMs,
     retries: config.produceRetries,
     backoffMs: 100,
   })
-  breaker.record(result, admission, pauseOf(config))
+  if (produced.skipped) {
+    await toQueue(messages, messages, { config, queue, log }, { kafka_skipped: 'throttled' })
+    return
+  }
+  if (produced.probe) log.kafka_probe = true
+  const { result, attempts } = produced
   log.kafka_attempts = attempts
   if (result.ok) return
 

@@ -1,9 +1,8 @@
 import * as z from 'zod'
 import { type Config, loadConfig } from '../config.ts'
-import { breakerFor } from '../delivery/breaker.ts'
-import { breakerKey, pauseOf } from '../delivery/deliver.ts'
+import { produceUnlessThrottled } from '../delivery/deliver.ts'
 import { JOB_ID_HEADER } from '../kafka/jobs.ts'
-import { type JobProducer, type ProduceResult, produceWithPolicy } from '../kafka/producer.ts'
+import type { JobProducer, ProduceResult } from '../kafka/producer.ts'
 import type { ProducerUse } from '../kafka/select.ts'
 import type { QueueConfig } from './config.ts'
 import type { QueuedJob } from './jobs-queue.ts'
@@ -77,27 +76,21 @@ export async function consumeScoreJobs(
   // breaker is open the batch waits on the queue without calling Kafka, as direct requests do.
   let failure: Failure | undefined
   if (valid.length > 0) {
-    const breaker = breakerFor(breakerKey(base.config))
-    const admission = breaker.admit(queueConfig.produceTimeoutMs)
-    let result: ProduceResult
-    if (admission === 'skip') {
-      result = {
-        ok: false,
-        reason: 'unavailable',
-        detail: 'not sent: Kafka REST is throttling this isolate (breaker open)',
-        acknowledged: valid.map(() => false),
-        retryAfterSeconds: breaker.remainingSeconds(),
-      }
-    } else {
-      result = (
-        await produceWithPolicy(
-          producerFor(base.config, 'queue'),
-          valid.map(({ job }) => job),
-          { timeoutMs: queueConfig.produceTimeoutMs, retries: 0, backoffMs: 0 },
-        )
-      ).result
-      breaker.record(result, admission, pauseOf(base.config))
-    }
+    const produced = await produceUnlessThrottled(
+      base.config,
+      producerFor(base.config, 'queue'),
+      valid.map(({ job }) => job),
+      { timeoutMs: queueConfig.produceTimeoutMs, retries: 0, backoffMs: 0 },
+    )
+    const result: ProduceResult = produced.skipped
+      ? {
+          ok: false,
+          reason: 'unavailable',
+          detail: 'not sent: Kafka REST is throttling this isolate (breaker open)',
+          acknowledged: valid.map(() => false),
+          retryAfterSeconds: produced.retryAfterSeconds,
+        }
+      : produced.result
     if (!result.ok) failure = result
     for (const [i, { message, job }] of valid.entries()) {
       if (result.ok || result.acknowledged[i]) {
