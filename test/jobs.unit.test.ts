@@ -85,6 +85,15 @@ describe('unique', () => {
     }
   })
 
+  it('keeps ids apart whose tails hash alike (hex digits in either case, other characters)', () => {
+    // The first pass reads a tail as hex digits: 'ABCDE' and 'abcde' hash alike, and so may
+    // characters that are no hex digits; only the comparison of the ids may decide.
+    const tails = ['ABCDE', 'abcde', 'AbCdE', '0p0p0', '0@0@0', 'zzzzz', 'jjjjj', '😀😀😀']
+    const ids = Array.from({ length: 64 }, (_, i) => `call-${i >> 3}-${tails[i % tails.length]}`)
+    expect(unique(ids)).toBe(ids)
+    expect(unique([...ids, ...ids.slice(0, 8).reverse()])).toEqual(ids)
+  })
+
   it('dedupes UUID-shaped ids with repeats far apart', () => {
     const ids = Array.from({ length: 10_000 }, () => crypto.randomUUID())
     const withRepeats = [...ids, ids[0] as string, ids[9_999] as string, ids[5_000] as string]
