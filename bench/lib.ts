@@ -6,7 +6,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import autocannon from 'autocannon'
 import { hashKey } from '../scripts/lib/keys.ts'
 import {
@@ -188,6 +188,8 @@ export type Bench = {
 export async function startBench(options: {
   servers: readonly ServerName[]
   inspector?: string
+  /** Each server writes workerd's async activity trace to `bench/out/<server>/async-trace.jsonl`. */
+  asyncTrace?: boolean
   /** Git revision the `baseline` server is built from (required when it is one of `servers`). */
   baseline?: string
 }): Promise<Bench> {
@@ -238,6 +240,7 @@ export async function startBench(options: {
         port: await freePort(),
         ...(name === 'floor' ? {} : { apiKeysFile: keysFile, projectIdsFile }),
         ...(options.inspector ? { inspector: options.inspector } : {}),
+        ...(options.asyncTrace ? { asyncTrace: asyncTraceFile(name) } : {}),
         env,
         stdio: 'ignore',
       })
@@ -257,6 +260,10 @@ export async function startBench(options: {
     throw e
   }
 }
+
+/** Where a server started with `asyncTrace` writes its trace. */
+export const asyncTraceFile = (server: ServerName): string =>
+  resolve(OUT, server, 'async-trace.jsonl')
 
 /** Median of a list of figures (NaN for none). */
 export function median(values: readonly number[]): number {

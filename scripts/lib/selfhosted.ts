@@ -268,6 +268,8 @@ export async function serve(
     stdio?: 'inherit' | 'ignore' | 'pipe'
     /** `host:port` for workerd's V8 inspector (profiling); off by default. */
     inspector?: string
+    /** File for workerd's async activity trace (`--async-trace`, bench:turns); off by default. */
+    asyncTrace?: string
   },
 ): Promise<RunningWorkerd> {
   mkdirSync(options.stateDir, { recursive: true })
@@ -277,6 +279,7 @@ export async function serve(
   // `-I /` lets the config embed files by absolute path (the bundle, the keys file).
   const args = ['serve', '-I', '/', configPath]
   if (options.inspector) args.push('--inspector-addr', options.inspector)
+  if (options.asyncTrace) args.push('--async-trace', options.asyncTrace)
   const child = spawn(WORKERD, args, {
     env: options.env ?? process.env,
     stdio: ['ignore', options.stdio ?? 'inherit', options.stdio ?? 'inherit'],
