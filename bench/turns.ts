@@ -131,6 +131,9 @@ try {
       `${row.name.padEnd(8)} ${row.total.toFixed(0).padStart(6)} µs  ${(row.total / stack).toFixed(2)}x stack  [${turns}]`,
     )
   }
+  const baseline = rows.find((r) => r.name === 'baseline')?.total
+  const worker = rows.find((r) => r.name === 'worker')?.total ?? Number.NaN
+  if (baseline !== undefined) console.log(`worker/baseline ${(worker / baseline).toFixed(3)}x`)
 } finally {
   clearTimeout(watchdog)
   await bench?.stop()
