@@ -283,6 +283,27 @@ export const pairedRatio = (a: readonly Run[], b: readonly Run[], figure: keyof 
   median(a.map((run, i) => run[figure] / (b[i]?.[figure] ?? Number.NaN)))
 
 /**
+ * One `POST /calls/score`; throws unless the answer is 200 `{}` (a fast 4xx/5xx would look like
+ * speed).
+ */
+export async function expectAccepted(
+  name: string,
+  url: string,
+  auth: string,
+  body: string,
+): Promise<void> {
+  const answer = await fetch(`${url}/calls/score`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: auth },
+    body,
+  })
+  const text = await answer.text()
+  if (answer.status !== 200 || text !== '{}') {
+    throw new Error(`${name} answered ${answer.status} ${text.slice(0, 300)}`)
+  }
+}
+
+/**
  * Checks that every server really accepts `body` with `{}` (a fast 4xx/5xx would look like
  * speed), warms each isolate (JIT, outbound connections), then measures: per round, each server
  * gets one fixed-length run, in an order that alternates between rounds so that none always runs
@@ -300,17 +321,7 @@ export async function measure(
     if (!running) throw new Error(`${name} did not start`)
     return running
   }
-  for (const name of servers) {
-    const answer = await fetch(`${server(name).url}/calls/score`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: bench.auth },
-      body,
-    })
-    const text = await answer.text()
-    if (answer.status !== 200 || text !== '{}') {
-      throw new Error(`${name} answered ${answer.status} ${text.slice(0, 300)}`)
-    }
-  }
+  for (const name of servers) await expectAccepted(name, server(name).url, bench.auth, body)
   for (const name of servers) await load(server(name).url, body, bench.auth, 1, options.connections)
   const runs: Partial<Record<ServerName, Run[]>> = Object.fromEntries(
     servers.map((name) => [name, []]),

@@ -20,6 +20,7 @@ import {
   BODIES,
   type BodyName,
   boundBench,
+  expectAccepted,
   median,
   positiveSetting,
   requestBody,
@@ -74,16 +75,6 @@ function requestTurns(file: string): Turn[][] {
   return [...byRequest.entries()].sort((a, b) => a[0] - b[0]).map(([, turns]) => turns)
 }
 
-async function send(url: string, auth: string, text: string): Promise<void> {
-  const res = await fetch(`${url}/calls/score`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: auth },
-    body: text,
-  })
-  const answer = await res.text()
-  if (res.status !== 200) throw new Error(`${url}: ${res.status} ${answer}`)
-}
-
 let bench: Bench | undefined
 const watchdog = boundBench('bench:turns', 600_000, () => bench)
 try {
@@ -97,7 +88,7 @@ try {
     for (let k = 0; k < servers.length; k++) {
       const name = servers[(i + k) % servers.length] as ServerName
       const server = bench.servers[name]
-      if (server) await send(server.url, bench.auth, text)
+      if (server) await expectAccepted(name, server.url, bench.auth, text)
     }
     // Keep the sink's memory flat: it holds every message it acknowledged.
     if (i % 100 === 99) await bench.resetSink()

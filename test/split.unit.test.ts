@@ -160,6 +160,27 @@ function recording(answer: (sent: readonly KafkaMessage[], n: number) => Produce
   return { inner, requests }
 }
 
+/**
+ * An endpoint failure for the parts `sent`, none acknowledged; `detail` defaults to `HTTP <status>`.
+ */
+function failed(
+  sent: readonly KafkaMessage[],
+  reason: ProduceFailureReason,
+  status: number,
+  extra: { detail?: string; retryAfterSeconds?: number } = {},
+): ProduceResult {
+  return {
+    ok: false,
+    reason,
+    status,
+    detail: extra.detail ?? `HTTP ${status}`,
+    acknowledged: sent.map(() => false),
+    ...(extra.retryAfterSeconds === undefined
+      ? {}
+      : { retryAfterSeconds: extra.retryAfterSeconds }),
+  }
+}
+
 describe('SizeLimitedProducer', () => {
   const size: RequestSize = { base: 0, separator: 0, record: (m) => m.value.length }
   const jobs = Array.from({ length: 5 }, (_, i) => message('x'.repeat(30_000), 'k', `job:${i}`))
@@ -206,15 +227,7 @@ describe('SizeLimitedProducer', () => {
 
   it('one part in flight (the queue consumer): a throttled endpoint is not sent the next part', async () => {
     const { inner, requests } = recording((sent, n) =>
-      n === 1
-        ? { ok: true }
-        : {
-            ok: false,
-            reason: 'unavailable',
-            status: 429,
-            detail: 'HTTP 429',
-            acknowledged: sent.map(() => false),
-          },
+      n === 1 ? { ok: true } : failed(sent, 'unavailable', 429),
     )
     const result = await new SizeLimitedProducer(inner, size, 65_000, 1).produce(jobs, deadline)
     expect(requests).toEqual([
@@ -231,14 +244,10 @@ describe('SizeLimitedProducer', () => {
     const { inner, requests } = recording((sent, n) =>
       n === 2
         ? { ok: true }
-        : {
-            ok: false,
-            reason: 'unavailable',
-            status: 429,
+        : failed(sent, 'unavailable', 429, {
             detail: 'HTTP 429: Too Many Requests',
-            acknowledged: sent.map(() => false),
             retryAfterSeconds: 2,
-          },
+          }),
     )
     const producer = new SizeLimitedProducer(inner, size, 65_000, PARTS_IN_FLIGHT)
     const result = await producer.produce(jobs, deadline)
@@ -259,13 +268,7 @@ describe('SizeLimitedProducer', () => {
     const oversized = jobs.map((m, i) => (i === 2 ? message('x'.repeat(70_000), 'k', 'job:2') : m))
     const { inner, requests } = recording((sent) =>
       sent.some((m) => m.value.length > 65_000)
-        ? {
-            ok: false,
-            reason: 'rejected',
-            status: 413,
-            detail: 'HTTP 413: Payload Too Large',
-            acknowledged: sent.map(() => false),
-          }
+        ? failed(sent, 'rejected', 413, { detail: 'HTTP 413: Payload Too Large' })
         : { ok: true },
     )
     const producer = new SizeLimitedProducer(inner, size, 65_000, PARTS_IN_FLIGHT)
@@ -281,16 +284,12 @@ describe('SizeLimitedProducer', () => {
   })
 
   it('an endpoint failure is the one reported over an earlier refusal, and ends the produce', async () => {
-    const fail = (reason: 'rejected' | 'unavailable', status: number) =>
-      ({
-        ok: false,
-        reason,
-        status,
-        detail: `HTTP ${status}`,
-        acknowledged: [false],
-      }) as const
-    const { inner, requests } = recording((_, n) =>
-      n === 1 ? fail('rejected', 422) : n === 2 ? fail('unavailable', 429) : { ok: true },
+    const { inner, requests } = recording((sent, n) =>
+      n === 1
+        ? failed(sent, 'rejected', 422)
+        : n === 2
+          ? failed(sent, 'unavailable', 429)
+          : { ok: true },
     )
     // One job per part: five parts.
     const producer = new SizeLimitedProducer(inner, size, 35_000, PARTS_IN_FLIGHT)
@@ -306,22 +305,14 @@ describe('SizeLimitedProducer', () => {
   })
 
   describe('two parts failing side by side: the failure the policy must act on is reported', () => {
-    const failing =
-      (reason: ProduceFailureReason, status: number, retryAfterSeconds?: number) =>
-      (sent: readonly KafkaMessage[]): ProduceResult => ({
-        ok: false,
-        reason,
-        status,
-        detail: `HTTP ${status}`,
-        acknowledged: sent.map(() => false),
-        ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
-      })
     // Four jobs of 30,000 bytes: two parts, both in flight at once.
     const four = jobs.slice(0, 4)
 
     it("a throttle over an earlier part's outage: not retried into, the longest wait kept", async () => {
       const { inner, requests } = recording((sent, n) =>
-        n === 1 ? failing('unavailable', 500)(sent) : failing('unavailable', 429, 30)(sent),
+        n === 1
+          ? failed(sent, 'unavailable', 500)
+          : failed(sent, 'unavailable', 429, { retryAfterSeconds: 30 }),
       )
       const producer = new SizeLimitedProducer(inner, size, 65_000, PARTS_IN_FLIGHT)
       const { result, attempts } = await produceWithPolicy(producer, four, {
@@ -337,7 +328,7 @@ describe('SizeLimitedProducer', () => {
 
     it("refused credentials over an earlier part's outage", async () => {
       const { inner } = recording((sent, n) =>
-        n === 1 ? failing('timeout', 0)(sent) : failing('unauthorized', 401)(sent),
+        n === 1 ? failed(sent, 'timeout', 0) : failed(sent, 'unauthorized', 401),
       )
       const producer = new SizeLimitedProducer(inner, size, 65_000, PARTS_IN_FLIGHT)
       expect(await producer.produce(four, deadline)).toMatchObject({

@@ -133,8 +133,9 @@ export const PARTS_IN_FLIGHT = 2
 /**
  * A producer that sends through `inner` in requests of at most `maxBytes`. A request that fits
  * (nearly all) goes through untouched. Larger ones are sent in parts, in order, `partsInFlight`
- * at a time (so parts may land out of order when more than one), under the caller's deadline, and the acknowledgements come back per message,
- * in the caller's order, as from a single request. A part refused for itself (`rejected`: a 413
+ * at a time (so with more than one, parts may land out of order), under the caller's deadline,
+ * and the acknowledgements come back per message, in the caller's order, as from a single
+ * request. A part refused for itself (`rejected`: a 413
  * for a message over the limit on its own, a 422) says nothing about the other parts, so they are
  * still sent: one oversized job must not hold back, and in the consumer wear out the attempts of,
  * the jobs batched with it. Any other failure (a throttle, an outage, a timeout, refused
