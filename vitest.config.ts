@@ -26,6 +26,8 @@ export default defineConfig({
   ],
   test: {
     include: ['test/**/*.test.ts'],
+    // The real-broker suite has its own config and command (vitest.kafka.config.ts).
+    exclude: ['test/kafka/**'],
     globalSetup: ['./test/global-setup.ts'],
     setupFiles: ['./test/setup.ts'],
     restoreMocks: true,

@@ -1,0 +1,91 @@
+/**
+ * What tests of the real-broker suite share: the broker's addresses and the control service that
+ * reads records back from the broker (never through the worker's own path) and reshapes it.
+ */
+import { inject } from 'vitest'
+import { javaPartition } from './murmur2.ts'
+
+export const kafka = inject('kafka')
+
+/** A record as read from the broker; `key` and `value` are the exact bytes, decoded as UTF-8. */
+export type BrokerRecord = {
+  partition: number
+  offset: number
+  key: string
+  value: string
+  keyBytes: Uint8Array
+  valueBytes: Uint8Array
+  headers: [string, string][]
+}
+
+const fromBase64 = (b64: string) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+async function control(method: string, path: string, body?: unknown): Promise<unknown> {
+  const res = await fetch(`${kafka.controlUrl}${path}`, {
+    method,
+    ...(body === undefined
+      ? {}
+      : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+  })
+  const json = (await res.json()) as unknown
+  if (!res.ok)
+    throw new Error(`kafka control ${method} ${path}: ${res.status} ${JSON.stringify(json)}`)
+  return json
+}
+
+/** Every record on `topic`, read from the broker by a consumer of the test harness. */
+export async function readRecords(topic: string = kafka.topic): Promise<BrokerRecord[]> {
+  const raw = (await control('GET', `/records?topic=${encodeURIComponent(topic)}`)) as {
+    partition: number
+    offset: number
+    key: string
+    value: string
+    headers: [string, string][]
+  }[]
+  return raw.map((r) => {
+    const keyBytes = fromBase64(r.key)
+    const valueBytes = fromBase64(r.value)
+    return {
+      partition: r.partition,
+      offset: r.offset,
+      keyBytes,
+      valueBytes,
+      key: utf8.decode(keyBytes),
+      value: utf8.decode(valueBytes),
+      headers: r.headers.map(([k, v]) => [k, utf8.decode(fromBase64(v))]),
+    }
+  })
+}
+
+/** A fresh topic (the suite's partition count unless told), so tests never see each other's records. */
+export async function createTopic(
+  label: string,
+  options: { partitions?: number; configs?: Record<string, string> } = {},
+): Promise<string> {
+  const name = `weave.score_calls.${label}.${crypto.randomUUID()}`
+  await control('POST', '/topics', {
+    name,
+    partitions: options.partitions ?? kafka.partitions,
+    configs: options.configs,
+  })
+  return name
+}
+
+export const deleteTopic = (name: string) =>
+  control('DELETE', `/topics/${encodeURIComponent(name)}`)
+/** Kills the broker process (an outage); its data stays for {@link startBroker}. */
+export const stopBroker = () => control('POST', '/broker/stop')
+/** Starts the broker again on the same ports; resolves once it serves metadata. */
+export const startBroker = () => control('POST', '/broker/start')
+/** A record produced by the harness's own client (for the harness's tests). */
+export const produceDirect = (record: {
+  topic: string
+  key: string
+  value: string
+  headers?: Record<string, string>
+}) => control('POST', '/produce', record)
+
+/** Where the Java client, and so Weave's producer, puts `key` on a topic of `partitions`. */
+export const expectedPartition = (key: string, partitions: number = kafka.partitions) =>
+  javaPartition(key, partitions)

@@ -1,0 +1,31 @@
+import { cloudflareTest } from '@cloudflare/vitest-plugin'
+import { defineConfig } from 'vitest/config'
+
+// `npm run test:kafka`: the real-broker suite. Its global setup starts Apache Kafka (Java 17+ and
+// Maven: docs/real-kafka.md); the worker runs inside workerd as in `npm test`.
+process.env.UPSTASH_KAFKA_REST_USERNAME ??= 'dev'
+process.env.UPSTASH_KAFKA_REST_PASSWORD ??= 'dev-password'
+process.env.KAFKA_REST_USERNAME ??= 'dev'
+process.env.KAFKA_REST_PASSWORD ??= 'dev-password'
+
+export default defineConfig({
+  plugins: [
+    cloudflareTest(() => ({
+      wrangler: { configPath: './wrangler.toml' },
+      miniflare: {
+        bindings: { QUEUE_RETRY_BASE_SECONDS: '1' },
+      },
+    })),
+  ],
+  test: {
+    include: ['test/kafka/**/*.test.ts'],
+    globalSetup: ['./test/kafka/global-setup.ts'],
+    setupFiles: ['./test/setup.ts'],
+    restoreMocks: true,
+    // One broker for the run; fault tests stop and start it, so files must not run side by side.
+    fileParallelism: false,
+    testTimeout: 60_000,
+    hookTimeout: 180_000,
+    silent: 'passed-only',
+  },
+})
