@@ -2,12 +2,16 @@
  * `npm run dev`: the worker under `wrangler dev`, wired to a local Kafka REST sink when no external
  * Kafka URL is configured, with a local API key and the dev project's directory entry provisioned
  * and a ready-to-paste curl printed. `KAFKA_ID_FORM=internal npm run dev` starts it in the
- * internal id form (docs/internal-ids.md).
+ * internal id form (docs/internal-ids.md). `npm run dev -- --kafka` starts a real Apache Kafka broker
+ * instead of the sink (Java 17+ and Maven; docs/real-kafka.md) and produces to it over Kafka's own
+ * protocol (`KAFKA_TRANSPORT=native`); `KAFKA_SASL_MECHANISM=scram-sha-256` (or plain,
+ * scram-sha-512) goes through the broker's SASL listener.
  */
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { startSink } from '../dev/sink/sink.ts'
+import { KAFKA_USER, KafkaSetupError, type RunningKafka, startKafka } from './lib/kafka.ts'
 import { hashKey, putKeyRecord } from './lib/keys.ts'
 import { putProject } from './lib/projects.ts'
 
@@ -40,7 +44,31 @@ const vars: Record<string, string> = { KAFKA_REST_DIALECT: dialect }
 const idForm = setting('KAFKA_ID_FORM')
 if (idForm !== '') vars.KAFKA_ID_FORM = idForm
 let closeSink: (() => Promise<void>) | undefined
-if (kafkaUrl === '') {
+let broker: RunningKafka | undefined
+if (process.argv.includes('--kafka')) {
+  try {
+    broker = await startKafka({ log: (line) => console.log(line) })
+  } catch (e) {
+    console.error(e instanceof KafkaSetupError ? e.message : (e as Error).message)
+    process.exit(1)
+  }
+  const mechanism = setting('KAFKA_SASL_MECHANISM')
+  Object.assign(vars, {
+    KAFKA_TRANSPORT: 'native',
+    KAFKA_BROKERS: mechanism ? broker.saslBootstrap : broker.bootstrap,
+    // The local broker's listeners are plaintext; production keeps the default, TLS on.
+    KAFKA_TLS: 'false',
+    KAFKA_SASL_MECHANISM: mechanism,
+    KAFKA_USERNAME: KAFKA_USER.username,
+    KAFKA_PASSWORD: KAFKA_USER.password,
+  })
+  kafkaUrl = `kafka://${vars.KAFKA_BROKERS}`
+  const running = broker
+  closeSink = () => running.close()
+  console.log(
+    `local Apache Kafka on ${vars.KAFKA_BROKERS} (native transport${mechanism ? `, SASL ${mechanism}` : ''}); topic ${broker.topic} with ${broker.partitions} partitions`,
+  )
+} else if (kafkaUrl === '') {
   const sink = await startSink({
     port: SINK_PORT,
     username: devVars.UPSTASH_KAFKA_REST_USERNAME ?? 'dev',
@@ -62,7 +90,13 @@ const keyFile = `${STATE_DIR}/api-key.json`
 const apiKey = existsSync(keyFile)
   ? (JSON.parse(readFileSync(keyFile, 'utf8')) as { key: string }).key
   : `dev-${randomBytes(24).toString('hex')}`
-writeFileSync(keyFile, JSON.stringify({ key: apiKey, sinkUrl: kafkaUrl }))
+writeFileSync(
+  keyFile,
+  JSON.stringify({
+    key: apiKey,
+    ...(broker ? { kafkaBootstrap: broker.bootstrap, topic: broker.topic } : { sinkUrl: kafkaUrl }),
+  }),
+)
 // The same path as `npm run keys -- create --local`, with a key kept across runs.
 putKeyRecord({ local: true }, hashKey(apiKey), {
   wb_user_id: 'dev-user',

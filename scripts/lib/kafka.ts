@@ -283,60 +283,7 @@ export async function startKafka(options: KafkaOptions = {}): Promise<RunningKaf
     await admin.deleteTopics({ topics: [name] })
   }
 
-  const readRecords = async (name: string = topic): Promise<KafkaRecord[]> => {
-    // Right after start-up or a restart the group coordinator is still loading: retry for a while.
-    const until = Date.now() + 30_000
-    for (;;) {
-      try {
-        return await readOnce(name)
-      } catch (e) {
-        if (Date.now() > until) throw e
-        await sleep(250)
-      }
-    }
-  }
-
-  const readOnce = async (name: string): Promise<KafkaRecord[]> => {
-    const consumer = new Consumer({
-      clientId: 'weave-dev-reader',
-      groupId: `reader-${randomUUID()}`,
-      bootstrapBrokers: [bootstrap],
-      autocommit: false,
-      retries: 0,
-      timeout: 10_000,
-    })
-    try {
-      const offsets = await consumer.listOffsets({ topics: [name] })
-      const high = offsets.get(name) ?? []
-      const total = high.reduce((sum, h) => sum + Number(h), 0)
-      const records: KafkaRecord[] = []
-      if (total === 0) return records
-      const stream = await consumer.consume({
-        topics: [name],
-        mode: 'earliest',
-        autocommit: false,
-        maxWaitTime: 100,
-      })
-      try {
-        for await (const m of stream as AsyncIterable<Message<Buffer, Buffer, Buffer, Buffer>>) {
-          records.push({
-            topic: m.topic,
-            partition: m.partition,
-            offset: m.offset,
-            key: m.key,
-            value: m.value,
-            headers: [...m.headers].map(([k, v]) => [k.toString('utf8'), v]),
-          })
-          if (records.length >= total) break
-        }
-      } finally {
-        await stream.close()
-      }
-      return records.sort((a, b) => a.partition - b.partition || Number(a.offset - b.offset))
-    } finally {
-      await consumer.close(true)
-    }
-  }
+  const readRecords = (name: string = topic) => readTopic(bootstrap, name)
 
   const close = async () => {
     await admin.close().catch(() => {})
@@ -372,4 +319,63 @@ export async function startKafka(options: KafkaOptions = {}): Promise<RunningKaf
 /** A KRaft cluster id: 16 random bytes, base64url without padding (what `random-uuid` prints). */
 function uuidBase64(): string {
   return Buffer.from(randomUUID().replaceAll('-', ''), 'hex').toString('base64url')
+}
+
+/**
+ * Every record on `topic` now (up to its high watermarks), read from the broker at `bootstrap` by a
+ * consumer of a fresh group that commits nothing, sorted by partition and offset.
+ */
+export async function readTopic(bootstrap: string, name: string): Promise<KafkaRecord[]> {
+  // Right after start-up or a restart the group coordinator is still loading: retry for a while.
+  const until = Date.now() + 30_000
+  for (;;) {
+    try {
+      return await readOnce(bootstrap, name)
+    } catch (e) {
+      if (Date.now() > until) throw e
+      await sleep(250)
+    }
+  }
+}
+
+async function readOnce(bootstrap: string, name: string): Promise<KafkaRecord[]> {
+  const consumer = new Consumer({
+    clientId: 'weave-dev-reader',
+    groupId: `reader-${randomUUID()}`,
+    bootstrapBrokers: [bootstrap],
+    autocommit: false,
+    retries: 0,
+    timeout: 10_000,
+  })
+  try {
+    const offsets = await consumer.listOffsets({ topics: [name] })
+    const high = offsets.get(name) ?? []
+    const total = high.reduce((sum, h) => sum + Number(h), 0)
+    const records: KafkaRecord[] = []
+    if (total === 0) return records
+    const stream = await consumer.consume({
+      topics: [name],
+      mode: 'earliest',
+      autocommit: false,
+      maxWaitTime: 100,
+    })
+    try {
+      for await (const m of stream as AsyncIterable<Message<Buffer, Buffer, Buffer, Buffer>>) {
+        records.push({
+          topic: m.topic,
+          partition: m.partition,
+          offset: m.offset,
+          key: m.key,
+          value: m.value,
+          headers: [...m.headers].map(([k, v]) => [k.toString('utf8'), v]),
+        })
+        if (records.length >= total) break
+      }
+    } finally {
+      await stream.close()
+    }
+    return records.sort((a, b) => a.partition - b.partition || Number(a.offset - b.offset))
+  } finally {
+    await consumer.close(true)
+  }
 }
