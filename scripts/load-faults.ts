@@ -16,6 +16,12 @@
  * Options (env): SCALE_REQUESTS (600), SCALE_CONCURRENCY (12), SCALE_RATE (10),
  * SCALE_DRAIN_SECONDS (120), SCALE_MODES (direct,queue). Exits 1 when a job is missing or a
  * request was not accepted. `npm run load -- all` runs both scenarios.
+ *
+ * `npm run load -- kafka`: the same burst into a real Apache Kafka broker (Java 17+ and Maven;
+ * docs/real-kafka.md) over the native transport, once per DELIVERY_MODE, each on a fresh topic.
+ * Prints accepted, landed on the broker (read back from it), produce calls per client request
+ * (from the worker's log lines), answer times and the time until the last job was on Kafka.
+ * Options (env): SCALE_REQUESTS, SCALE_CONCURRENCY, SCALE_DRAIN_SECONDS, SCALE_MODES as above.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -24,11 +30,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startSink } from '../dev/sink/sink.ts'
 import type { Fault, StoredMessage } from '../dev/sink/types.ts'
+import { KafkaSetupError, type RunningKafka, readTopic, startKafka } from './lib/kafka.ts'
 import { hashKey } from './lib/keys.ts'
 
 const SCENARIO = process.argv[2] ?? process.env.LOAD_SCENARIO ?? 'faults'
-if (!['faults', 'scale', 'all'].includes(SCENARIO)) {
-  throw new Error(`unknown scenario ${SCENARIO}: faults, scale or all`)
+if (!['faults', 'scale', 'all', 'kafka'].includes(SCENARIO)) {
+  throw new Error(`unknown scenario ${SCENARIO}: faults, scale, all or kafka`)
 }
 const REQUESTS = Number(process.env.LOAD_REQUESTS ?? 5000)
 const CONCURRENCY = Math.max(32, Number(process.env.LOAD_CONCURRENCY ?? 32))
@@ -43,6 +50,15 @@ const SCALE_MODES = (process.env.SCALE_MODES ?? 'direct,queue').split(',')
 const TOPIC = 'weave.score_calls'
 const PROJECT = 'load/test'
 
+let broker: RunningKafka | undefined
+if (SCENARIO === 'kafka') {
+  try {
+    broker = await startKafka({ log: (line) => console.log(line) })
+  } catch (e) {
+    console.error(e instanceof KafkaSetupError ? e.message : (e as Error).message)
+    process.exit(1)
+  }
+}
 const sink = await startSink({ port: 0, username: 'dev', password: 'dev-password' })
 const state = mkdtempSync(join(tmpdir(), 'calls-score-load-'))
 const apiKey = randomBytes(24).toString('hex')
@@ -81,9 +97,11 @@ writeFileSync(
 
 const base = `http://127.0.0.1:${PORT}`
 let wrangler: ChildProcess | undefined
+/** The worker's JSON log lines of the running `wrangler dev`, when asked to keep them. */
+let workerLines: Record<string, unknown>[] = []
 
 /** Starts `wrangler dev` with these vars on top of wrangler.toml's; resolves once it answers. */
-async function startWorker(vars: Record<string, string>): Promise<void> {
+async function startWorker(vars: Record<string, string>, keepLog = false): Promise<void> {
   const child = spawn(
     'wrangler',
     [
@@ -99,16 +117,34 @@ async function startWorker(vars: Record<string, string>): Promise<void> {
       '--env-file',
       join(state, '.dev.vars'),
       '--log-level',
-      'error',
+      keepLog ? 'log' : 'error',
       ...Object.entries({ UPSTASH_KAFKA_REST_URL: sink.url, ...vars }).flatMap(([k, v]) => [
         '--var',
         `${k}:${v}`,
       ]),
     ],
-    // The worker's own log lines (one per request) stay out of the figures.
-    { stdio: ['ignore', 'ignore', 'inherit'] },
+    // The worker's own log lines (one per request) stay out of the figures, or are counted.
+    { stdio: ['ignore', keepLog ? 'pipe' : 'ignore', 'inherit'] },
   )
   wrangler = child
+  workerLines = []
+  if (keepLog && child.stdout) {
+    let rest = ''
+    child.stdout.setEncoding('utf8')
+    child.stdout.on('data', (chunk: string) => {
+      const lines = (rest + chunk).split('\n')
+      rest = lines.pop() ?? ''
+      for (const line of lines) {
+        const at = line.indexOf('{')
+        if (at < 0) continue
+        try {
+          workerLines.push(JSON.parse(line.slice(at)) as Record<string, unknown>)
+        } catch {
+          // wrangler's own output
+        }
+      }
+    })
+  }
   for (let i = 0; ; i++) {
     if (i > 240 || child.exitCode !== null) throw new Error('wrangler dev did not start')
     if (
@@ -135,6 +171,7 @@ async function stopWorker(): Promise<void> {
 const cleanup = async () => {
   await stopWorker()
   await sink.close()
+  await broker?.close()
   rmSync(state, { recursive: true, force: true })
 }
 process.on('SIGINT', () => void cleanup().then(() => process.exit(130)))
@@ -384,8 +421,120 @@ ${row('bar met', (r) => (met(r) ? 'yes' : 'NO'))}
   return runs.every((r) => r.missing === 0 && r.accepted === r.requests)
 }
 
+/** One burst in one delivery mode into the real broker over the native transport. */
+async function kafkaRun(kafka: RunningKafka, mode: string) {
+  const topic = `weave.score_calls.load-${mode}-${Date.now()}`
+  await kafka.createTopic(topic, kafka.partitions)
+  await startWorker(
+    {
+      KAFKA_TRANSPORT: 'native',
+      KAFKA_BROKERS: kafka.bootstrap,
+      KAFKA_TLS: 'false',
+      KAFKA_SASL_MECHANISM: '',
+      KAFKA_TOPIC: topic,
+      DELIVERY_MODE: mode,
+      QUEUE_RETRY_BASE_SECONDS: '1',
+      QUEUE_RETRY_MAX_SECONDS: '5',
+    },
+    true,
+  )
+  const expected = new Set<string>()
+  const times: number[] = []
+  let accepted = 0
+  let next = 0
+  const started = Date.now()
+  await Promise.all(
+    Array.from({ length: SCALE_CONCURRENCY }, async () => {
+      for (;;) {
+        const i = next++
+        if (i >= SCALE_REQUESTS) return
+        const callIds = callIdsOf(i, mode)
+        const { status, ms } = await score(callIds)
+        times.push(ms)
+        if (status !== 200) continue
+        accepted++
+        for (let j = 0; j < callIds.length; j += 100) expected.add(callIds[j] as string)
+      }
+    }),
+  )
+  const burstEnd = Date.now()
+  // Read back from the broker until every accepted job is there (or the budget is spent).
+  let landedAt = burstEnd
+  let records: Awaited<ReturnType<typeof readTopic>> = []
+  let missing = expected.size
+  for (;;) {
+    records = await readTopic(kafka.bootstrap, topic)
+    const seen = new Set(
+      records.map(
+        (r) => (JSON.parse(r.value.toString('utf8')) as { call_ids: string[] }).call_ids[0] ?? '',
+      ),
+    )
+    const now = [...expected].filter((id) => !seen.has(id)).length
+    if (now < missing) landedAt = Date.now()
+    missing = now
+    if (missing === 0 || Date.now() - burstEnd > SCALE_DRAIN_SECONDS * 1000) break
+    await new Promise((r) => setTimeout(r, 500))
+  }
+  await new Promise((r) => setTimeout(r, 2000))
+  records = await readTopic(kafka.bootstrap, topic)
+  const jobIds = records.map(
+    (r) => r.headers.find(([k]) => k === 'weave-job-id')?.[1].toString('utf8') ?? '',
+  )
+  // Produce calls: a direct request's attempts, or one per consumer batch that produced.
+  const produceCalls = workerLines.reduce(
+    (n, l) =>
+      n +
+      (typeof l.kafka_attempts === 'number' ? l.kafka_attempts : 0) +
+      (l.msg === 'queue_batch' && Number(l.acknowledged ?? 0) + Number(l.retried ?? 0) > 0 ? 1 : 0),
+    0,
+  )
+  await stopWorker()
+  await kafka.deleteTopic(topic)
+  times.sort((a, b) => a - b)
+  return {
+    mode,
+    requests: SCALE_REQUESTS,
+    accepted,
+    p50: percentile(times, 0.5),
+    p99: percentile(times, 0.99),
+    burstSeconds: (burstEnd - started) / 1000,
+    produceCalls,
+    expected: expected.size,
+    landed: new Set(jobIds).size,
+    missing,
+    duplicated: jobIds.length - new Set(jobIds).size,
+    lastJobSeconds: (landedAt - burstEnd) / 1000,
+  }
+}
+
+/** The kafka scenario, every mode; true when nothing accepted is missing from the broker. */
+async function kafkaScenario(kafka: RunningKafka): Promise<boolean> {
+  const runs: Awaited<ReturnType<typeof kafkaRun>>[] = []
+  for (const mode of SCALE_MODES) runs.push(await kafkaRun(kafka, mode))
+  const row = (label: string, f: (r: (typeof runs)[number]) => string) =>
+    `  ${label.padEnd(36)}${runs.map((r) => f(r).padStart(16)).join('')}`
+  console.log(`
+kafka: ${SCALE_REQUESTS} requests at concurrency ${SCALE_CONCURRENCY} against wrangler dev, native transport into Apache Kafka (${kafka.partitions} partitions)
+${row('DELIVERY_MODE', (r) => r.mode)}
+${row('client requests', (r) => String(r.requests))}
+${row('accepted (200)', (r) => String(r.accepted))}
+${row('burst duration', (r) => `${r.burstSeconds.toFixed(1)} s`)}
+${row('answer time p50', (r) => `${r.p50.toFixed(0)} ms`)}
+${row('answer time p99', (r) => `${r.p99.toFixed(0)} ms`)}
+${row('Kafka produce calls', (r) => String(r.produceCalls))}
+${row('produce calls per client request', (r) => (r.produceCalls / r.requests).toFixed(3))}
+${row('jobs expected', (r) => String(r.expected))}
+${row('jobs landed on the broker', (r) => String(r.landed))}
+${row('jobs missing', (r) => String(r.missing))}
+${row('jobs duplicated', (r) => String(r.duplicated))}
+${row('last job on Kafka after burst end', (r) => `${r.lastJobSeconds.toFixed(1)} s`)}
+`)
+  return runs.every((r) => r.missing === 0 && r.accepted === r.requests)
+}
+
 let ok = true
 try {
+  if (SCENARIO === 'kafka' && broker) ok = await kafkaScenario(broker)
   if (SCENARIO === 'faults' || SCENARIO === 'all') ok = (await faultsScenario()) && ok
   if (SCENARIO === 'scale' || SCENARIO === 'all') ok = (await scaleScenario()) && ok
 } finally {
