@@ -7,6 +7,8 @@ process.env.UPSTASH_KAFKA_REST_USERNAME ??= 'dev'
 process.env.UPSTASH_KAFKA_REST_PASSWORD ??= 'dev-password'
 process.env.KAFKA_REST_USERNAME ??= 'dev'
 process.env.KAFKA_REST_PASSWORD ??= 'dev-password'
+process.env.KAFKA_USERNAME ??= 'weave'
+process.env.KAFKA_PASSWORD ??= 'weave-secret'
 
 export default defineConfig({
   plugins: [

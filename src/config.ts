@@ -27,11 +27,30 @@ export const KAFKA_REST_DIALECTS = ['upstash', 'confluent-v3', 'kafka-rest-v2'] 
 /** One of {@link KAFKA_REST_DIALECTS}. */
 export type KafkaRestDialect = (typeof KAFKA_REST_DIALECTS)[number]
 
-/** Where and how to produce: the selected dialect with the settings it needs. */
+/** Where and how to produce: the selected REST dialect, or the native transport, with its settings. */
 export type KafkaSettings =
   | { dialect: 'upstash'; url: string; username: string; password: string }
   | { dialect: 'confluent-v3'; url: string; username: string; password: string; clusterId: string }
   | { dialect: 'kafka-rest-v2'; url: string; username: string; password: string }
+  | NativeKafkaSettings
+
+/** `KAFKA_TRANSPORT`: a Kafka REST dialect, or Kafka's own protocol (docs/native-kafka.md). */
+export const KAFKA_TRANSPORTS = ['rest', 'native'] as const
+
+/** `KAFKA_SASL_MECHANISM`'s values besides empty (no SASL). */
+export const KAFKA_SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const
+
+/** One of {@link KAFKA_SASL_MECHANISMS}. */
+export type KafkaSaslMechanism = (typeof KAFKA_SASL_MECHANISMS)[number]
+
+/** The native transport: brokers over TCP, TLS on by default, SASL from secrets. */
+export type NativeKafkaSettings = {
+  dialect: 'native'
+  /** Bootstrap brokers, `host:port` each, in the order given. */
+  brokers: string[]
+  tls: boolean
+  sasl?: { mechanism: KafkaSaslMechanism; username: string; password: string } | undefined
+}
 
 const needed = (dialect: KafkaRestDialect) => `required when KAFKA_REST_DIALECT is ${dialect}`
 const restUrl = (dialect: KafkaRestDialect) =>
@@ -82,14 +101,87 @@ const KafkaSchemas = {
   })),
 } satisfies Record<KafkaRestDialect, z.ZodType<KafkaSettings>>
 
+const nativeNeeded = 'required when KAFKA_TRANSPORT is native'
+
+/** A broker address: a host name or IPv4 address (or a bracketed IPv6 one), a colon, a port. */
+const BROKER = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5})$/
+
+const brokerList = z.preprocess(
+  (v) =>
+    typeof v === 'string'
+      ? v
+          .split(',')
+          .map((b) => b.trim())
+          .filter((b) => b !== '')
+      : v,
+  z
+    .array(
+      z.string().refine((b) => {
+        const port = Number(BROKER.exec(b)?.[1] ?? 0)
+        return port >= 1 && port <= 65_535
+      }, 'every broker must be host:port'),
+      { error: `a comma-separated host:port list is ${nativeNeeded}` },
+    )
+    .min(1, { error: `a comma-separated host:port list is ${nativeNeeded}` }),
+)
+
+const TransportSchema = z.object({
+  KAFKA_TRANSPORT: z.preprocess(
+    (v) => (v === undefined || v === '' ? 'rest' : v),
+    z.enum(KAFKA_TRANSPORTS, { error: `must be one of ${KAFKA_TRANSPORTS.join(', ')}` }),
+  ),
+})
+
+const saslNeeded = 'required when KAFKA_SASL_MECHANISM is set'
+const saslSecret = z.string({ error: saslNeeded }).min(1, { error: saslNeeded })
+
+const NativeSchema = z
+  .object({
+    KAFKA_BROKERS: brokerList,
+    // Only the two words: a typo such as "ture" must not silently turn TLS off (or on).
+    KAFKA_TLS: z.preprocess(
+      (v) => (v === undefined || v === '' ? 'true' : v),
+      z.enum(['true', 'false'], { error: 'must be true or false' }),
+    ),
+    KAFKA_SASL_MECHANISM: z.preprocess(
+      (v) => (v === undefined ? '' : v),
+      z.enum(['', ...KAFKA_SASL_MECHANISMS], {
+        error: `must be one of ${KAFKA_SASL_MECHANISMS.join(', ')}, or empty for none`,
+      }),
+    ),
+    KAFKA_USERNAME: z.string().optional(),
+    KAFKA_PASSWORD: z.string().optional(),
+  })
+  .transform((e, ctx): NativeKafkaSettings => {
+    const mechanism = e.KAFKA_SASL_MECHANISM
+    if (mechanism === '')
+      return { dialect: 'native', brokers: e.KAFKA_BROKERS, tls: e.KAFKA_TLS === 'true' }
+    for (const name of ['KAFKA_USERNAME', 'KAFKA_PASSWORD'] as const) {
+      if (!saslSecret.safeParse(e[name]).success) {
+        ctx.addIssue({ code: 'custom', path: [name], message: saslNeeded })
+      }
+    }
+    return {
+      dialect: 'native',
+      brokers: e.KAFKA_BROKERS,
+      tls: e.KAFKA_TLS === 'true',
+      sasl: { mechanism, username: e.KAFKA_USERNAME ?? '', password: e.KAFKA_PASSWORD ?? '' },
+    }
+  })
+
 /**
  * The dialect's own settings. Only the selected dialect's are checked, so a Confluent deployment
  * needs no Upstash URL and the other way round. Unset or empty `KAFKA_REST_DIALECT` is Upstash,
- * the dialect this worker spoke first.
+ * the dialect this worker spoke first. `KAFKA_TRANSPORT=native` selects Kafka's own protocol
+ * instead, and only its settings are checked.
  */
 function parseKafka(
   env: Env,
 ): { success: true; data: KafkaSettings } | { success: false; error: z.ZodError } {
+  const transport = TransportSchema.safeParse(env)
+  if (!transport.success) return transport
+  // The native transport needs none of the REST settings, and the other way round.
+  if (transport.data.KAFKA_TRANSPORT === 'native') return NativeSchema.safeParse(env)
   const dialect = DialectSchema.safeParse(env)
   if (!dialect.success) return dialect
   return KafkaSchemas[dialect.data.KAFKA_REST_DIALECT].safeParse(env)

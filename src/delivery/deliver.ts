@@ -18,13 +18,20 @@ import { breakerFor, type PauseSettings } from './breaker.ts'
 const keys = new WeakMap<Config, string>()
 
 /**
- * The breaker's key: the endpoint (never its credentials) and the topic. Cached per configuration,
+ * The breaker's key: the endpoint (never its credentials) and the topic; for the native
+ * transport, the brokers. Cached per configuration,
  * that is per isolate and deployment.
  */
 export function breakerKey(config: Config): string {
   const cached = keys.get(config)
   if (cached !== undefined) return cached
   const { kafka } = config
+  if (kafka.dialect === 'native') {
+    // The brokers as configured (never the SASL user): a different cluster is another breaker.
+    const key = `native ${kafka.tls ? 'tls' : 'plaintext'}://${kafka.brokers.join(',')} ${config.topic}`
+    keys.set(config, key)
+    return key
+  }
   let endpoint = kafka.url
   try {
     const url = new URL(kafka.url)

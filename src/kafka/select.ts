@@ -1,12 +1,13 @@
 import type { Config, KafkaSettings } from '../config.ts'
 import { ConfluentV3Producer, v3RequestSize } from './confluent-v3.ts'
 import { KafkaRestV2Producer, v2RequestSize } from './kafka-rest-v2.ts'
+import { NativeProducer } from './native.ts'
 import type { JobProducer } from './producer.ts'
 import { PARTS_IN_FLIGHT, type RequestSize, SizeLimitedProducer } from './split.ts'
 import { UpstashProducer, upstashRequestSize } from './upstash.ts'
 
-/** The adapter for the configured dialect (`KAFKA_REST_DIALECT`). */
-export function createProducer(kafka: KafkaSettings): JobProducer {
+/** The adapter for the configured REST dialect (`KAFKA_REST_DIALECT`). */
+export function createProducer(kafka: Exclude<KafkaSettings, { dialect: 'native' }>): JobProducer {
   switch (kafka.dialect) {
     case 'upstash':
       return new UpstashProducer(kafka)
@@ -18,7 +19,9 @@ export function createProducer(kafka: KafkaSettings): JobProducer {
 }
 
 /** How the dialect's produce body grows with its records. */
-export function requestSizeOf(dialect: KafkaSettings['dialect']): RequestSize {
+export function requestSizeOf(
+  dialect: Exclude<KafkaSettings, { dialect: 'native' }>['dialect'],
+): RequestSize {
   switch (dialect) {
     case 'upstash':
       return upstashRequestSize
@@ -44,17 +47,24 @@ const producers: Record<ProducerUse, WeakMap<Config, JobProducer>> = {
 /**
  * One producer per configuration and use, that is per isolate and deployment: the configuration
  * object is cached per env object, so its producer (and `@upstash/kafka`'s client) is built once.
- * No request it sends exceeds `KAFKA_REST_MAX_REQUEST_BYTES` of produce body.
+ * No request it sends exceeds `KAFKA_REST_MAX_REQUEST_BYTES` of produce body (for the native
+ * transport: of record batch).
  */
 export function producerFor(config: Config, use: ProducerUse = 'request'): JobProducer {
   let producer = producers[use].get(config)
   if (!producer) {
-    producer = new SizeLimitedProducer(
-      createProducer(config.kafka),
-      requestSizeOf(config.kafka.dialect),
-      config.delivery.maxRequestBytes,
-      use === 'request' ? PARTS_IN_FLIGHT : 1,
-    )
+    const { kafka } = config
+    // The native adapter splits inside its own connection (src/kafka/native.ts): the parts of a
+    // request share one connection set instead of opening one each.
+    producer =
+      kafka.dialect === 'native'
+        ? new NativeProducer(kafka, config.delivery.maxRequestBytes)
+        : new SizeLimitedProducer(
+            createProducer(kafka),
+            requestSizeOf(kafka.dialect),
+            config.delivery.maxRequestBytes,
+            use === 'request' ? PARTS_IN_FLIGHT : 1,
+          )
     producers[use].set(config, producer)
   }
   return producer

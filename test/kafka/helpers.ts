@@ -89,3 +89,34 @@ export const produceDirect = (record: {
 /** Where the Java client, and so Weave's producer, puts `key` on a topic of `partitions`. */
 export const expectedPartition = (key: string, partitions: number = kafka.partitions) =>
   javaPartition(key, partitions)
+
+/**
+ * Vars selecting the native transport against the suite's broker: the PLAINTEXT listener without
+ * a mechanism, the SASL_PLAINTEXT one with it. TLS is off: the local broker has no TLS listener
+ * (docs/native-kafka.md says what that leaves untested).
+ */
+export const nativeVars = (
+  mechanism: '' | 'plain' | 'scram-sha-256' | 'scram-sha-512',
+  over: { username?: string; password?: string } = {},
+): Record<string, string> => ({
+  KAFKA_TRANSPORT: 'native',
+  KAFKA_BROKERS: mechanism === '' ? kafka.bootstrap : kafka.saslBootstrap,
+  KAFKA_TLS: 'false',
+  KAFKA_SASL_MECHANISM: mechanism,
+  KAFKA_USERNAME: over.username ?? kafka.username,
+  KAFKA_PASSWORD: over.password ?? kafka.password,
+})
+
+/**
+ * A fresh topic ready for produce. Right after creation the metadata already names a leader
+ * while that leader still answers NOT_LEADER_OR_FOLLOWER for a moment; a produce then is retried
+ * by our policy (at least once), and a test counting records would see the duplicate.
+ */
+export async function freshTopic(
+  label: string,
+  options: { partitions?: number; configs?: Record<string, string> } = {},
+): Promise<string> {
+  const name = await createTopic(label, options)
+  await new Promise((r) => setTimeout(r, 1_500))
+  return name
+}

@@ -1,0 +1,250 @@
+/**
+ * The native transport: Kafka's own protocol over TCP from the Worker (`KAFKA_TRANSPORT=native`),
+ * through kafkajs (docs/native-kafka.md says why that client). One adapter behind the same port
+ * as the REST dialects, so the policy, the breaker, the queue fallback and the dead letters are
+ * the same.
+ *
+ * A socket belongs to the invocation that opened it (workerd refuses I/O on behalf of another
+ * request), so every produce call opens its connections, sends, and closes them: one connection
+ * set per client request in direct delivery, one per batch of up to 100 jobs in the queue
+ * consumer. Nothing network-related is cached in module state.
+ */
+import net from 'node:net'
+import tls from 'node:tls'
+import {
+  type ISocketFactory,
+  Kafka,
+  logLevel,
+  type Message,
+  type Producer,
+  type SASLOptions,
+} from 'kafkajs'
+import type { NativeKafkaSettings } from '../config.ts'
+import { TIMED_OUT, withTimeout } from '../lib/timeout.ts'
+import type {
+  Deadline,
+  JobProducer,
+  KafkaMessage,
+  ProduceFailureReason,
+  ProduceResult,
+} from './producer.ts'
+import { failAll, kafkaCodeName, kafkaCodeReason, produceByTopic } from './rest.ts'
+import { type RequestSize, SizeLimitedProducer, utf8Length } from './split.ts'
+
+/** The client id brokers see (quotas, logs). */
+export const NATIVE_CLIENT_ID = 'weave-calls-score'
+
+/**
+ * The longest a TCP (+TLS) connect may take, within the produce deadline: a broker that does
+ * not accept in this time is as good as down, and the rest of the budget is left to the queue.
+ */
+const CONNECT_TIMEOUT_MS = 1_500
+
+/** How long closing the connections may hold the invocation once the answer is known. */
+const DISCONNECT_TIMEOUT_MS = 1_000
+
+/**
+ * How a produce call's records grow, in bytes of Kafka's record batch (v2): the batch header
+ * (61 bytes) and the topic's entry in the request, then per record its attributes, its
+ * varints (length, timestamp and offset deltas, key and value lengths, header count: at most
+ * 5 bytes each here) and its key, value and header bytes. An upper bound, so a produce call whose
+ * bound is under `KAFKA_REST_MAX_REQUEST_BYTES` stays under the broker's `message.max.bytes`
+ * (1,048,588 by default) and the client's `max.request.size` (1 MiB): all jobs of a request share
+ * a key, so they land in one partition's batch.
+ */
+export const nativeRequestSize: RequestSize = {
+  base: 61 + 128,
+  separator: 0,
+  record: (m) => {
+    let bytes = 1 + 6 * 5 + utf8Length(m.key) + utf8Length(m.value)
+    for (const h of m.headers ?? []) bytes += 10 + utf8Length(h.key) + utf8Length(h.value)
+    return bytes
+  },
+}
+
+/** Sockets this isolate opened to brokers, for the request log and the benchmark. */
+let opened = 0
+
+/** How many broker connections this isolate has opened so far. */
+export const nativeConnectionsOpened = () => opened
+
+/**
+ * kafkajs's own socket factory (plain `node:net`, or `node:tls` with SNI for a host name),
+ * counting what it opens. No TLS option beyond kafkajs's: workerd's `node:tls` refuses
+ * `rejectUnauthorized: false` and friends, so certificates are always verified.
+ */
+const socketFactory: ISocketFactory = ({ host, port, ssl, onConnect }) => {
+  opened++
+  const socket = ssl
+    ? tls.connect({ host, port, ...(net.isIP(host) ? {} : { servername: host }) }, onConnect)
+    : net.connect({ host, port }, onConnect)
+  socket.setKeepAlive(true, 60_000)
+  return socket as ReturnType<ISocketFactory>
+}
+
+const saslOf = (settings: NativeKafkaSettings): SASLOptions | undefined =>
+  settings.sasl && {
+    mechanism: settings.sasl.mechanism,
+    username: settings.sasl.username,
+    password: settings.sasl.password,
+  }
+
+/** What kafkajs's errors carry that the mapping reads. */
+type KafkaJsError = Error & {
+  type?: string
+  code?: number | string
+  retriable?: boolean
+  cause?: unknown
+  originalError?: unknown
+}
+
+/** The innermost error of kafkajs's wrappers (retries exhausted, non-retriable, ...). */
+function rootOf(error: unknown): KafkaJsError {
+  let e = error as KafkaJsError
+  for (let depth = 0; depth < 5; depth++) {
+    const inner = e?.originalError ?? e?.cause
+    if (!(inner instanceof Error)) break
+    e = inner as KafkaJsError
+  }
+  return e
+}
+
+/**
+ * Maps a kafkajs failure onto the port's reasons:
+ * - SASL refused (wrong credentials, mechanism not enabled): `unauthorized`, an operator alarm;
+ * - a Kafka error code: as the REST dialects read it inside an answer (authorization codes
+ *   `unauthorized`, retriable codes `unavailable`, the rest, MESSAGE_TOO_LARGE among them,
+ *   `rejected`);
+ * - no connection (refused, reset, DNS, connect timeout, TLS handshake): `unreachable`, nothing
+ *   was sent;
+ * - a request sent and not answered in time: `timeout`, the records may still land;
+ * - anything else kafkajs reports (no broker for a partition, metadata not loaded):
+ *   `unavailable`.
+ */
+export function nativeFailureReason(error: unknown): {
+  reason: ProduceFailureReason
+  detail: string
+} {
+  const root = rootOf(error)
+  const outer = error as KafkaJsError
+  const name = root?.name ?? 'Error'
+  const message = root?.message ?? String(error)
+  const detail =
+    outer !== root && outer?.name ? `${outer.name}: ${name}: ${message}` : `${name}: ${message}`
+  if (name === 'KafkaJSSASLAuthenticationError') return { reason: 'unauthorized', detail }
+  if (name === 'KafkaJSProtocolError' && typeof root.code === 'number') {
+    return {
+      reason: kafkaCodeReason(root.code),
+      detail: `Kafka error ${kafkaCodeName(root.code)}${root.type ? ` ${root.type}` : ''}: ${message}`,
+    }
+  }
+  if (name === 'KafkaJSRequestTimeoutError') return { reason: 'timeout', detail }
+  if (name === 'KafkaJSConnectionError' || name === 'KafkaJSConnectionClosedError') {
+    return { reason: 'unreachable', detail }
+  }
+  return { reason: 'unavailable', detail }
+}
+
+/** One connected producer's sends, as a port the size layer can split over. */
+class ConnectedProducer implements JobProducer {
+  readonly #producer: Producer
+
+  constructor(producer: Producer) {
+    this.#producer = producer
+  }
+
+  produce(messages: readonly KafkaMessage[], deadline: Deadline): Promise<ProduceResult> {
+    return produceByTopic(messages, async (topic, batch) => {
+      const remaining = deadline.at - Date.now()
+      if (remaining <= 0) return failAll(batch.length, 'timeout', 'deadline passed before sending')
+      try {
+        await this.#producer.send({
+          topic,
+          // acks=all: every in-sync replica has the record before it counts as acknowledged.
+          acks: -1,
+          // The broker's own wait for the replicas, within our deadline.
+          timeout: remaining,
+          messages: batch.map(
+            (m): Message => ({
+              key: m.key,
+              value: m.value,
+              headers: Object.fromEntries((m.headers ?? []).map((h) => [h.key, h.value])),
+            }),
+          ),
+        })
+        return { ok: true }
+      } catch (e) {
+        // A send is all or nothing in kafkajs: records that did land on another broker are
+        // produced again by a retry (at least once; the weave-job-id header tells them apart).
+        const { reason, detail } = nativeFailureReason(e)
+        return failAll(batch.length, reason, detail)
+      }
+    })
+  }
+}
+
+/**
+ * The native adapter. Each call: a client with the call's deadline as its only clock (kafkajs's
+ * own retries off, its connect, authentication and request timeouts within what is left), one
+ * connection set, the records in produce calls of at most `maxBytes` (see
+ * {@link nativeRequestSize}), then the connections closed. Never throws.
+ */
+export class NativeProducer implements JobProducer {
+  readonly #settings: NativeKafkaSettings
+  readonly #maxBytes: number
+
+  constructor(settings: NativeKafkaSettings, maxBytes: number) {
+    this.#settings = settings
+    this.#maxBytes = maxBytes
+  }
+
+  async produce(messages: readonly KafkaMessage[], deadline: Deadline): Promise<ProduceResult> {
+    if (messages.length === 0) return { ok: true }
+    const remaining = deadline.at - Date.now()
+    if (remaining <= 0) return failAll(messages.length, 'timeout', 'deadline passed before sending')
+    const sasl = saslOf(this.#settings)
+    const kafka = new Kafka({
+      clientId: NATIVE_CLIENT_ID,
+      brokers: this.#settings.brokers,
+      ssl: this.#settings.tls,
+      ...(sasl ? { sasl } : {}),
+      socketFactory,
+      connectionTimeout: Math.min(CONNECT_TIMEOUT_MS, remaining),
+      authenticationTimeout: remaining,
+      requestTimeout: remaining,
+      enforceRequestTimeout: true,
+      // Our policy (produceWithPolicy, the queue's redelivery) is the only one that retries.
+      retry: { retries: 0 },
+      logLevel: logLevel.NOTHING,
+    })
+    const producer = kafka.producer({
+      allowAutoTopicCreation: false,
+      idempotent: false,
+      retry: { retries: 0 },
+    })
+    const run = async (): Promise<ProduceResult> => {
+      try {
+        await producer.connect()
+      } catch (e) {
+        const { reason, detail } = nativeFailureReason(e)
+        return failAll(messages.length, reason, `connect: ${detail}`)
+      }
+      return new SizeLimitedProducer(
+        new ConnectedProducer(producer),
+        nativeRequestSize,
+        this.#maxBytes,
+      ).produce(messages, deadline)
+    }
+    try {
+      const result = await withTimeout(run(), remaining)
+      return result === TIMED_OUT
+        ? failAll(messages.length, 'timeout', 'no acknowledgement before the deadline')
+        : result
+    } catch (e) {
+      const { reason, detail } = nativeFailureReason(e)
+      return failAll(messages.length, reason, detail)
+    } finally {
+      await withTimeout(producer.disconnect(), DISCONNECT_TIMEOUT_MS).catch(() => {})
+    }
+  }
+}
