@@ -11,7 +11,13 @@ import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { startSink } from '../dev/sink/sink.ts'
-import { KAFKA_USER, KafkaSetupError, type RunningKafka, startKafka } from './lib/kafka.ts'
+import {
+  KAFKA_USER,
+  KafkaSetupError,
+  type RunningKafka,
+  startKafka,
+  stopWithLauncher,
+} from './lib/kafka.ts'
 import { hashKey, putKeyRecord } from './lib/keys.ts'
 import { putProject } from './lib/projects.ts'
 
@@ -148,6 +154,7 @@ const stop = async () => {
 }
 process.on('SIGINT', stop)
 process.on('SIGTERM', stop)
+stopWithLauncher(stop)
 wrangler.on('exit', async (code) => {
   await closeSink?.()
   process.exit(code ?? 0)

@@ -4,7 +4,7 @@
  * it serves: `kafka ready: bootstrap=<host:port> bridge=none topic=<topic> partitions=<n>`
  * (`bridge=none`: no Kafka REST bridge is available to this project; docs/real-kafka.md).
  */
-import { KAFKA_USER, KafkaSetupError, startKafka } from './lib/kafka.ts'
+import { KAFKA_USER, KafkaSetupError, startKafka, stopWithLauncher } from './lib/kafka.ts'
 
 let kafka: Awaited<ReturnType<typeof startKafka>>
 try {
@@ -30,5 +30,6 @@ const stop = async () => {
 }
 process.on('SIGINT', stop)
 process.on('SIGTERM', stop)
+stopWithLauncher(stop)
 // Keeps the process in the foreground: nothing else holds the event loop once the broker runs.
 setInterval(() => {}, 1 << 30)

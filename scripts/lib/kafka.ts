@@ -379,3 +379,35 @@ async function readOnce(bootstrap: string, name: string): Promise<KafkaRecord[]>
     await consumer.close(true)
   }
 }
+
+/**
+ * Calls `stop` once the process that launched this one is gone. A launcher killed outright
+ * (SIGKILL, a closed terminal) forwards no signal, and the broker would outlive everyone; `npm
+ * run` starts scripts through `sh -c`, so the parent and its parent (npm) are both watched.
+ */
+export function stopWithLauncher(stop: () => void): void {
+  const parentOf = (pid: number): number | undefined => {
+    try {
+      // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces, so split after ')'.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+    } catch {
+      return undefined
+    }
+  }
+  const watched = [process.ppid]
+  const grand = parentOf(process.ppid)
+  if (grand && grand > 1) watched.push(grand)
+  const timer = setInterval(() => {
+    for (const pid of watched) {
+      try {
+        process.kill(pid, 0)
+      } catch {
+        clearInterval(timer)
+        stop()
+        return
+      }
+    }
+  }, 500)
+  timer.unref()
+}
