@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 /**
  * `npm run test:browser`: CORS in a real browser. `npm start` serves the production bundle under
  * workerd against the real local sink, with one page origin allowed (`CORS_ALLOWED_ORIGINS`); a
@@ -61,7 +60,10 @@ function freePort(): Promise<number> {
   })
 }
 
-/** The test page: a results table the browser fills in, and nothing fetched but the worker. */
+/**
+ * The test page: a results table, and `callWorker`, which fetches and adds a row for what it got
+ * (or for the error). Nothing is fetched but the worker.
+ */
 const PAGE = `<!doctype html>
 <html><head><meta charset="utf-8"><title>calls/score from a browser</title>
 <style>body{font:14px system-ui;margin:24px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
@@ -69,7 +71,40 @@ table{border-collapse:collapse}code{font-size:12px}</style></head>
 <body><h1>POST /calls/score from <span id="origin"></span></h1>
 <table><thead><tr><th>call</th><th>status</th><th>X-Request-Id</th><th>Retry-After</th><th>body or error</th></tr></thead>
 <tbody id="rows"></tbody></table>
-<script>document.getElementById('origin').textContent = location.origin</script></body></html>`
+<script>
+document.getElementById('origin').textContent = location.origin
+function addRow(cells) {
+  const tr = document.createElement('tr')
+  for (const text of cells) {
+    const td = document.createElement('td')
+    const code = document.createElement('code')
+    code.textContent = text
+    td.appendChild(code)
+    tr.appendChild(td)
+  }
+  document.getElementById('rows').appendChild(tr)
+}
+async function callWorker({ label, url, headers, body }) {
+  try {
+    const res = await fetch(url, { method: 'POST', headers, body })
+    const text = await res.text()
+    const answer = {
+      ok: true,
+      status: res.status,
+      body: text,
+      requestId: res.headers.get('x-request-id'),
+      retryAfter: res.headers.get('retry-after'),
+      shouldRetry: res.headers.get('x-should-retry'),
+    }
+    addRow([label, String(res.status), answer.requestId ?? '-', answer.retryAfter ?? '-', text])
+    return answer
+  } catch (e) {
+    const error = e.name + ': ' + e.message
+    addRow([label, '-', '-', '-', error])
+    return { ok: false, error }
+  }
+}
+</script></body></html>`
 
 function servePage(): Promise<{ server: Server; origin: string }> {
   const server = createHttpServer((req, res) => {
@@ -101,42 +136,15 @@ type PageAnswer =
     }
   | { ok: false; error: string }
 
-/** One `fetch` from inside the page, its outcome added to the page's table. */
-function pageFetch(
-  page: Page,
-  call: { label: string; url: string; headers: Record<string, string>; body: string },
-): Promise<PageAnswer> {
-  return page.evaluate(async ({ label, url, headers, body }) => {
-    const row = (cells: string[]) => {
-      const tr = document.createElement('tr')
-      for (const text of cells) {
-        const td = document.createElement('td')
-        td.innerHTML = '<code></code>'
-        ;(td.firstChild as HTMLElement).textContent = text
-        tr.appendChild(td)
-      }
-      document.getElementById('rows')?.appendChild(tr)
-    }
-    try {
-      const res = await fetch(url, { method: 'POST', headers, body })
-      const text = await res.text()
-      const answer = {
-        ok: true as const,
-        status: res.status,
-        body: text,
-        requestId: res.headers.get('x-request-id'),
-        retryAfter: res.headers.get('retry-after'),
-        shouldRetry: res.headers.get('x-should-retry'),
-      }
-      row([label, String(res.status), answer.requestId ?? '-', answer.retryAfter ?? '-', text])
-      return answer
-    } catch (e) {
-      const error = `${(e as Error).name}: ${(e as Error).message}`
-      row([label, '-', '-', '-', error])
-      return { ok: false as const, error }
-    }
-  }, call)
+type Call = { label: string; url: string; headers: Record<string, string>; body: string }
+/** What the page defines (its script above); page.evaluate's functions run there, closures and all left behind. */
+type PageApi = {
+  callWorker(call: Call): Promise<PageAnswer>
+  addRow(cells: string[]): void
 }
+/** One `fetch` from inside the page, its outcome added to the page's table. */
+const pageFetch = (page: Page, call: Call): Promise<PageAnswer> =>
+  page.evaluate((c) => (globalThis as unknown as PageApi).callWorker(c), call)
 
 const exited = (child: ChildProcess): Promise<number | null> =>
   new Promise((resolveExit) => {
@@ -305,16 +313,8 @@ describe('a browser page calling the worker', {
       assert.equal(sink.messages(TOPIC).length, before)
       // Shown on the screenshot's page too.
       await page.evaluate(
-        ([label, error]) => {
-          const tr = document.createElement('tr')
-          for (const text of [label, '-', '-', '-', error]) {
-            const td = document.createElement('td')
-            td.textContent = text ?? ''
-            tr.appendChild(td)
-          }
-          document.getElementById('rows')?.appendChild(tr)
-        },
-        [`from ${disallowed.origin} (not allowed)`, answer.error],
+        (cells) => (globalThis as unknown as PageApi).addRow(cells),
+        [`from ${disallowed.origin} (not allowed)`, '-', '-', '-', answer.error],
       )
     } finally {
       await other.close()
