@@ -63,6 +63,17 @@ function retryIsFutile(err: ApiError): boolean {
   return err.code === 'kafka_unavailable' && err.logFields.kafka_reason === 'unauthorized'
 }
 
+/**
+ * Weave's `InvalidExternalRef`, as its server answers it: `400` with the error registry's body
+ * `{"reason": "<message>"}` (`weave/trace_server/errors.py`), not FastAPI's `detail`, so a client
+ * sees what the Python server would have said.
+ */
+export class InvalidExternalRef extends Error {
+  constructor(readonly reason: string) {
+    super(reason)
+  }
+}
+
 /** FastAPI's RequestValidationError: a 422 whose detail is pydantic's error list. */
 export class RequestValidationError extends Error {
   constructor(readonly errors: readonly PydanticError[]) {
@@ -91,6 +102,10 @@ export function handleError(err: Error, c: Context<AppEnv>): Response {
   if (err instanceof RequestValidationError) {
     c.get('log').outcome = 'invalid'
     return jsonResponse(422, { detail: err.errors })
+  }
+  if (err instanceof InvalidExternalRef) {
+    c.get('log').outcome = 'invalid_ref'
+    return jsonResponse(400, { reason: err.reason })
   }
   if (err instanceof ApiError) {
     Object.assign(c.get('log'), { outcome: err.code }, err.logFields)
