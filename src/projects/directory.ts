@@ -1,4 +1,5 @@
 import { TIMED_OUT, withTimeout } from '../lib/timeout.ts'
+import { REVERSE_PREFIX, reverseKey } from './reverse.ts'
 
 /**
  * What the directory answered for a set of external project ids: each one's internal id, or
@@ -22,15 +23,7 @@ export type ProjectDirectory = {
   projectsOf(internalIds: readonly string[]): Promise<ReverseAnswer>
 }
 
-/**
- * Where the reverse entries live in the same namespace: `*internal/<internal id>`, value the JSON
- * list of external projects. No external project contains `*` (`npm run projects` refuses it), and
- * an external id starting with this prefix is never looked up, so the two kinds cannot meet.
- */
-export const REVERSE_PREFIX = '*internal/'
-
-/** The reverse entry's key for an internal id. */
-export const reverseKey = (internalId: string): string => `${REVERSE_PREFIX}${internalId}`
+export { REVERSE_PREFIX, reverseKey }
 
 /** The cache's bound per isolate: a deployment with more active projects re-reads the oldest. */
 export const CACHE_MAX_ENTRIES = 10_000
