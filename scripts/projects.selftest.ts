@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { type RunningSink, startSink } from '../dev/sink/sink.ts'
 import { hashKey, putKeyRecord } from './lib/keys.ts'
-import { wrangler, wranglerCalls } from './lib/kv.ts'
+import { getKv, listKv, wrangler, wranglerCalls } from './lib/kv.ts'
 import { type DevWorker, localState, startWranglerDev } from './lib/kv-selftest.ts'
 import { listProjects } from './lib/projects.ts'
 
@@ -63,7 +63,17 @@ describe('npm run projects', () => {
     assert.equal(replaced.status, 0, replaced.stderr)
     assert.match(replaced.stdout, /MTAx -> UHJvamVjdEludGVybmFsSWQ6MTAy/)
 
+    // Both directions kept: the new id's reverse entry lists the project, the old id's is gone.
+    const reverse = (id: string) => getKv('PROJECT_IDS', LOCAL, `*internal/${id}`)
+    assert.equal(reverse('UHJvamVjdEludGVybmFsSWQ6MTAy'), '["acme/support-bot"]')
+    assert.equal(reverse('UHJvamVjdEludGVybmFsSWQ6MTAx'), undefined)
+    assert.equal(projects('put', 'acme/alias', 'UHJvamVjdEludGVybmFsSWQ6MTAy').status, 0)
+    assert.equal(reverse('UHJvamVjdEludGVybmFsSWQ6MTAy'), '["acme/alias","acme/support-bot"]')
+    assert.equal(projects('delete', 'acme/alias').status, 0)
+    assert.equal(reverse('UHJvamVjdEludGVybmFsSWQ6MTAy'), '["acme/support-bot"]')
+
     assert.equal(projects('delete', 'acme/support-bot').status, 0)
+    assert.equal(reverse('UHJvamVjdEludGVybmFsSWQ6MTAy'), undefined)
     const gone = projects('get', 'acme/support-bot')
     assert.equal(gone.status, 1)
     assert.equal(gone.stdout, '')
@@ -107,6 +117,10 @@ describe('npm run projects', () => {
     assert.equal(synced.status, 0, synced.stderr)
     assert.match(synced.stdout, /1 added, 1 changed, 1 unchanged, 1999 removed/)
     assert.deepEqual(listProjects(LOCAL), next)
+    // The reverse entries follow: exactly one per id left, each listing its projects.
+    const reverse = listKv('PROJECT_IDS', LOCAL, '*internal/').map((e) => e.name)
+    assert.deepEqual(reverse.sort(), ['*internal/N', '*internal/SW50ZXJuYWw1', '*internal/changed'])
+    assert.equal(getKv('PROJECT_IDS', LOCAL, '*internal/changed'), '["bulk0/project-0"]')
   })
 
   it('import refuses a file with one bad entry, and a file that is not the object; nothing is written', () => {

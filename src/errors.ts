@@ -47,6 +47,33 @@ export class ApiError extends HTTPException {
   }
 }
 
+/** The header with which a Stainless client (Weave's SDKs) is told not to retry, whatever the status. */
+export const NO_RETRY = { 'x-should-retry': 'false' } as const
+
+/**
+ * Answers Weave's SDK would retry (429, every 5xx) where a retry within its few seconds of
+ * backoff cannot help: a deployment missing settings or secrets, and Kafka refusing our
+ * credentials while the fallback queue also failed. Both need an operator; retrying only
+ * multiplies the load and the alarms. Every other retried answer is one where nothing is held
+ * for the client's jobs unless they were also sent to Kafka, which a retry duplicates at worst
+ * and never loses (docs/operations.md, "How Weave's SDK reacts").
+ */
+function retryIsFutile(err: ApiError): boolean {
+  if (err.code === 'misconfigured') return true
+  return err.code === 'kafka_unavailable' && err.logFields.kafka_reason === 'unauthorized'
+}
+
+/**
+ * Weave's `InvalidExternalRef`, as its server answers it: `400` with the error registry's body
+ * `{"reason": "<message>"}` (`weave/trace_server/errors.py`), not FastAPI's `detail`, so a client
+ * sees what the Python server would have said.
+ */
+export class InvalidExternalRef extends Error {
+  constructor(readonly reason: string) {
+    super(reason)
+  }
+}
+
 /** FastAPI's RequestValidationError: a 422 whose detail is pydantic's error list. */
 export class RequestValidationError extends Error {
   constructor(readonly errors: readonly PydanticError[]) {
@@ -76,9 +103,14 @@ export function handleError(err: Error, c: Context<AppEnv>): Response {
     c.get('log').outcome = 'invalid'
     return jsonResponse(422, { detail: err.errors })
   }
+  if (err instanceof InvalidExternalRef) {
+    c.get('log').outcome = 'invalid_ref'
+    return jsonResponse(400, { reason: err.reason })
+  }
   if (err instanceof ApiError) {
     Object.assign(c.get('log'), { outcome: err.code }, err.logFields)
-    return jsonResponse(err.status, { detail: err.detail }, { ...err.headers })
+    const headers = retryIsFutile(err) ? { ...err.headers, ...NO_RETRY } : { ...err.headers }
+    return jsonResponse(err.status, { detail: err.detail }, headers)
   }
   if (err instanceof HTTPException) {
     c.get('log').outcome = err.status === 401 ? 'unauthenticated' : `http_${err.status}`

@@ -291,7 +291,7 @@ describe("the edge's own checks, after parity validation", () => {
   const edge = (vars: Record<string, string>, body: unknown) =>
     call({ key, body, vars: { KAFKA_TOPIC: topic, ...vars } })
 
-  it('rejects scorer refs that are not client refs, every one by index', async () => {
+  it('rejects scorer refs that are not client refs, every one by index (internal ones saying why)', async () => {
     const refs = [
       REF,
       'weave-trace-internal:///UHJvamVjdDox/object/Toxicity:9f2c',
@@ -307,7 +307,10 @@ describe("the edge's own checks, after parity validation", () => {
       [1, 2, 4].map((i) => ({
         type: 'value_error',
         loc: ['body', 'scorer_refs', i],
-        msg: 'Value error, scorer ref must be a client ref weave:///<entity>/<project>/(object|op)/<name>:<digest>',
+        msg:
+          i === 1
+            ? 'Value error, scorer ref weave-trace-internal:/// is accepted only where the worker writes internal ids (KAFKA_ID_FORM=internal); this deployment writes the external ids clients send, so send weave:///<entity>/<project>/(object|op)/<name>:<digest>'
+            : 'Value error, scorer ref must be a client ref weave:///<entity>/<project>/(object|op)/<name>:<digest>',
         input: refs[i],
         ctx: { error: {} },
       })),

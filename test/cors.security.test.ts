@@ -25,6 +25,27 @@ const preflight = (
     vars,
   })
 
+const ALLOW_HEADERS =
+  'Accept,Authorization,Content-Type,X-Request-Id,X-Stainless-Lang,X-Stainless-Package-Version,X-Stainless-OS,X-Stainless-Arch,X-Stainless-Runtime,X-Stainless-Runtime-Version,X-Stainless-Async,X-Stainless-Retry-Count,X-Stainless-Read-Timeout,X-Stainless-Timeout,X-Stainless-Raw-Response,X-Weave-Retry-Id'
+const EXPOSE_HEADERS = 'X-Request-Id,Retry-After,retry-after-ms,x-should-retry'
+
+/** Every request header Weave's Python SDK sends on `POST /calls/score`, lower-cased as browsers list them. */
+const WEAVE_SDK_REQUEST_HEADERS = [
+  'accept',
+  'authorization',
+  'content-type',
+  'x-stainless-arch',
+  'x-stainless-async',
+  'x-stainless-lang',
+  'x-stainless-os',
+  'x-stainless-package-version',
+  'x-stainless-read-timeout',
+  'x-stainless-retry-count',
+  'x-stainless-runtime',
+  'x-stainless-runtime-version',
+  'x-weave-retry-id',
+]
+
 const corsHeaders = (res: Response) =>
   [...res.headers.keys()].filter((name) => name.startsWith('access-control-'))
 
@@ -35,9 +56,7 @@ describe('an allowed origin', () => {
     expect(await res.text()).toBe('')
     expect(res.headers.get('access-control-allow-origin')).toBe(UI)
     expect(res.headers.get('access-control-allow-methods')).toBe('GET,HEAD,POST')
-    expect(res.headers.get('access-control-allow-headers')).toBe(
-      'Authorization,Content-Type,X-Request-Id',
-    )
+    expect(res.headers.get('access-control-allow-headers')).toBe(ALLOW_HEADERS)
     expect(res.headers.get('access-control-max-age')).toBe('600')
     expect(res.headers.get('vary')).toContain('Origin')
     expect(res.headers.get('x-request-id')).toBeTruthy()
@@ -45,7 +64,27 @@ describe('an allowed origin', () => {
     expect(res.headers.get('access-control-allow-credentials')).toBeNull()
   })
 
-  it('gets the CORS headers on a success, with X-Request-Id and Retry-After exposed', async () => {
+  it("allows every header Weave's clients send (a browser checks each one case-insensitively)", async () => {
+    const res = await call({
+      method: 'OPTIONS',
+      contentType: null,
+      headers: {
+        origin: UI,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': WEAVE_SDK_REQUEST_HEADERS.join(','),
+      },
+      vars: ALLOWED,
+    })
+    expect(res.status).toBe(204)
+    const allowed = new Set(
+      (res.headers.get('access-control-allow-headers') ?? '').toLowerCase().split(','),
+    )
+    for (const header of [...WEAVE_SDK_REQUEST_HEADERS, 'x-stainless-timeout', 'x-request-id']) {
+      expect(allowed.has(header), header).toBe(true)
+    }
+  })
+
+  it('gets the CORS headers on a success, with X-Request-Id and the retry headers exposed', async () => {
     const res = await call({
       key: await createKey(),
       body: validBody(),
@@ -54,7 +93,7 @@ describe('an allowed origin', () => {
     })
     expect(await answer(res)).toEqual({ status: 200, body: {} })
     expect(res.headers.get('access-control-allow-origin')).toBe('https://weave.example.com')
-    expect(res.headers.get('access-control-expose-headers')).toBe('X-Request-Id,Retry-After')
+    expect(res.headers.get('access-control-expose-headers')).toBe(EXPOSE_HEADERS)
     expect(res.headers.get('vary')).toContain('Origin')
   })
 
@@ -74,7 +113,7 @@ describe('an allowed origin', () => {
     })
     expect(res.status).toBe(status)
     expect(res.headers.get('access-control-allow-origin')).toBe(UI)
-    expect(res.headers.get('access-control-expose-headers')).toBe('X-Request-Id,Retry-After')
+    expect(res.headers.get('access-control-expose-headers')).toBe(EXPOSE_HEADERS)
     if (status === 401) expect(res.headers.get('www-authenticate')).toBe('Basic realm="weave"')
   })
 

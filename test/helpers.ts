@@ -314,3 +314,83 @@ export async function consumeBatch(
   const logs = await captureLogs(() => worker.queue(batch, { ...env, ...vars } as Env))
   return { result: await getQueueResult(batch, ctx), logs, delays, retryAll }
 }
+
+/**
+ * The headers Weave's Python SDK sends on `POST /calls/score` through its Stainless-generated
+ * client (weave/vendor/weave_server_sdk: `BaseClient.default_headers`, `platform_headers`,
+ * `_build_headers`, `WeaveTrace.auth_headers`), with the attempt number and Weave's retry id.
+ */
+export const weaveSdkHeaders = (key: string, attempt = 0): Record<string, string> => ({
+  Accept: 'application/json',
+  'Content-Type': 'application/json',
+  'User-Agent': 'WeaveTrace/Python 0.0.1',
+  'X-Stainless-Lang': 'python',
+  'X-Stainless-Package-Version': '0.0.1',
+  'X-Stainless-OS': 'Linux',
+  'X-Stainless-Arch': 'x64',
+  'X-Stainless-Runtime': 'CPython',
+  'X-Stainless-Runtime-Version': '3.12.8',
+  Authorization: basic(key),
+  'X-Stainless-Async': 'false',
+  'X-Weave-Retry-Id': '6f1c2d0e-8a4b-4c1e-9d2f-3b5a7e9c1d42',
+  'x-stainless-retry-count': String(attempt),
+  'x-stainless-read-timeout': '60.0',
+})
+
+/**
+ * A body as the SDK writes it: pydantic's dump of `CallsScoreReq` through `openapi_dumps`
+ * (compact, `wb_user_id` present as null).
+ */
+export const weaveSdkBody = (over: Record<string, unknown> = {}) =>
+  JSON.stringify({ ...validBody(), wb_user_id: null, ...over }).replaceAll('": ', '":')
+
+/** What Weave's Stainless client does with an answer (`_should_retry`, `_calculate_retry_timeout`, `_make_status_error`). */
+export type SdkReaction = {
+  retries: boolean
+  /** Seconds it waits before the retry: exactly the server's, or its own backoff (0.5 s × 2ⁿ, at most 8 s, less up to 25 % jitter). */
+  wait: number | 'backoff' | null
+  /** The exception it raises once it stops retrying (none for a 2xx). */
+  error: string | null
+}
+
+/** The Stainless client's reaction to one response, read from weave/vendor/weave_server_sdk/_base_client.py. */
+export function sdkReaction(res: Response): SdkReaction {
+  const status = res.status
+  const errorOf = (): string | null => {
+    if (status < 400) return null
+    const byStatus: Record<number, string> = {
+      400: 'BadRequestError',
+      401: 'AuthenticationError',
+      403: 'PermissionDeniedError',
+      404: 'NotFoundError',
+      409: 'ConflictError',
+      422: 'UnprocessableEntityError',
+      429: 'RateLimitError',
+    }
+    return byStatus[status] ?? (status >= 500 ? 'InternalServerError' : 'APIStatusError')
+  }
+  if (status < 400) return { retries: false, wait: null, error: null }
+  const header = res.headers.get('x-should-retry')
+  const retries =
+    header === 'true'
+      ? true
+      : header === 'false'
+        ? false
+        : status === 408 || status === 409 || status === 429 || status >= 500
+  if (!retries) return { retries, wait: null, error: errorOf() }
+  let after: number | undefined
+  // Python's float(): surrounding blanks allowed, nothing else.
+  const float = (raw: string | null) =>
+    raw === null || raw.trim() === '' ? Number.NaN : Number(raw)
+  const ms = float(res.headers.get('retry-after-ms'))
+  if (Number.isFinite(ms)) after = ms / 1000
+  else {
+    const raw = res.headers.get('retry-after')
+    const seconds = float(raw)
+    if (Number.isFinite(seconds)) after = seconds
+    else if (raw !== null && !Number.isNaN(Date.parse(raw)))
+      after = (Date.parse(raw) - Date.now()) / 1000
+  }
+  const wait = after !== undefined && after > 0 && after <= 60 ? after : 'backoff'
+  return { retries, wait, error: errorOf() }
+}

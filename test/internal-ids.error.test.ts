@@ -1,10 +1,12 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
+import fixtures from './fixtures/internal-ids.json' with { type: 'json' }
 import {
   answer,
   call,
   captureLogs,
   createKey,
+  DIALECT_TARGETS,
   INTERNAL_FORM,
   putProjects,
   sinkMessages,
@@ -259,5 +261,127 @@ describe('KAFKA_ID_FORM and the directory settings are checked like every settin
 
   it('the test bindings themselves are the default, external form', () => {
     expect(env.KAFKA_ID_FORM).toBe('external')
+  })
+})
+
+describe('internal scorer refs Weave refuses (InvalidExternalRef): its 400, nothing produced', () => {
+  it.each(
+    DIALECT_TARGETS.flatMap((t) => fixtures.refused.map((c) => [t.name, c.name, t, c] as const)),
+  )('%s: %s', async (_, __, target, c) => {
+    await putProjects(c.kv as Record<string, string>)
+    const r = await attempt({ grants: c.grants, body: c.request, vars: target.vars })
+    expect(r.answer).toEqual(c.answer)
+    expect(r.answer).toEqual({
+      status: 400,
+      body: { reason: 'Encountered unexpected internal ref format.' },
+    })
+    expect(r.line).toMatchObject({ outcome: 'invalid_ref', status: 400 })
+    expect(r.produced).toEqual([])
+  })
+
+  it('a reverse entry naming a project the key does not grant, or nothing usable, lists nothing', async () => {
+    const own = fresh('own')
+    const n = crypto.randomUUID()
+    await putProjects({
+      [own]: `own-${n}`,
+      [`*internal/garbled-${n}`]: '{"not":"a list"}',
+      [`*internal/other-${n}`]: '["rival/private"]',
+    })
+    for (const id of [`garbled-${n}`, `other-${n}`]) {
+      const r = await attempt({
+        grants: ['acme/*'],
+        body: {
+          project_id: own,
+          call_ids: ['c1'],
+          scorer_refs: [`weave-trace-internal:///${id}/object/Toxicity:9f2c`],
+        },
+      })
+      expect(r.answer.status, id).toBe(400)
+      expect(r.produced).toEqual([])
+    }
+  })
+
+  it('a reverse entry is never taken for a project: project_id "*internal/<id>" is not listed', async () => {
+    const id = `reverse-${crypto.randomUUID()}`
+    await putProjects({ [`*internal/${id}`]: '["acme/support-bot"]' })
+    const r = await attempt({
+      grants: ['*internal/*'],
+      body: { project_id: `*internal/${id}`, call_ids: ['c1'], scorer_refs: [] },
+    })
+    expect(r.answer).toEqual({
+      status: 404,
+      body: { detail: `Project not found: *internal/${id}` },
+    })
+  })
+
+  it('the reverse lookups fail like the forward ones: 503 with Retry-After', async () => {
+    const own = fresh('own')
+    const failing = kvDouble(async (key) => {
+      if (key.startsWith('*internal/')) throw new Error('KV GET failed: 503')
+      return key === own ? 'own-id' : null
+    })
+    const r = await attempt({
+      grants: ['acme/*'],
+      body: {
+        project_id: own,
+        call_ids: ['c1'],
+        scorer_refs: ['weave-trace-internal:///elsewhere/object/Toxicity:9f2c'],
+      },
+      vars: { PROJECT_IDS: failing },
+    })
+    expect(r.answer.status).toBe(503)
+    expect(r.retryAfter).toBe('5')
+    expect(r.produced).toEqual([])
+  })
+
+  it("an internal ref not of the client shape is the edge's 422, as for external refs", async () => {
+    const own = fresh('own')
+    await putProjects({ [own]: 'own-shape-id' })
+    for (const bad of [
+      'weave-trace-internal:///own-shape-id',
+      'weave-trace-internal:///own-shape-id/call/c2',
+      'weave-trace-internal:////object/Toxicity:9f2c',
+    ]) {
+      const r = await attempt({
+        grants: [own],
+        body: { project_id: own, call_ids: ['c1'], scorer_refs: [bad] },
+      })
+      expect(r.answer.status, bad).toBe(422)
+      expect(JSON.stringify(r.answer.body)).toContain(
+        'weave-trace-internal:///<internal project id>',
+      )
+      expect(r.produced).toEqual([])
+    }
+  })
+})
+
+describe('in the external id form internal refs stay refused, with a detail that says why', () => {
+  it.each(DIALECT_TARGETS.map((t) => [t.name, t] as const))('%s', async (_, target) => {
+    const [accepted] = fixtures.cases.filter((c) => c.name.startsWith('an internal ref'))
+    if (!accepted) throw new Error('no fixture')
+    const topic = uniqueTopic('external-internal-ref')
+    const res = await call({
+      key: await createKey(accepted.grants),
+      body: accepted.request,
+      vars: { KAFKA_TOPIC: topic, ...target.vars },
+    })
+    const internalAt = accepted.request.scorer_refs.findIndex((r) =>
+      r.startsWith('weave-trace-internal:'),
+    )
+    expect(await answer(res)).toEqual({
+      status: 422,
+      body: {
+        detail: [
+          {
+            type: 'value_error',
+            loc: ['body', 'scorer_refs', internalAt],
+            msg: 'Value error, scorer ref weave-trace-internal:/// is accepted only where the worker writes internal ids (KAFKA_ID_FORM=internal); this deployment writes the external ids clients send, so send weave:///<entity>/<project>/(object|op)/<name>:<digest>',
+            input: accepted.request.scorer_refs[internalAt],
+            ctx: { error: {} },
+          },
+        ],
+      },
+    })
+    expect(await sinkMessages(topic)).toEqual([])
   })
 })

@@ -20,7 +20,8 @@ import {
 type Case = (typeof fixtures.cases)[number]
 
 async function produce(c: Case, vars: Record<string, unknown> = {}) {
-  await putProjects(c.directory as Record<string, string>)
+  // The directory as `npm run projects` stores it: forward and reverse entries.
+  await putProjects(c.kv as Record<string, string>)
   const topic = uniqueTopic('internal')
   const res = await call({
     key: await createKey(c.grants, c.wb_user_id),
@@ -93,6 +94,27 @@ describe('internal form downstream: every dialect carries the converted records 
     const messages = await sinkMessages(topic)
     expect(messages.map((m) => ({ key: m.key, value: m.value }))).toEqual(unicode.messages)
   })
+})
+
+describe('internal scorer refs Weave accepts land unchanged, in every dialect', () => {
+  const accepted = fixtures.cases.filter((c) => c.name.startsWith('an internal ref'))
+  it('the fixtures hold own-project and granted cross-project internal refs', () => {
+    expect(accepted).toHaveLength(2)
+  })
+  it.each(DIALECT_TARGETS.flatMap((t) => accepted.map((c) => [t.name, c.name, t, c] as const)))(
+    '%s: %s',
+    async (_, __, target, c) => {
+      const { res, topic } = await produce(c, { ...INTERNAL_FORM, ...target.vars })
+      expect(await answer(res)).toEqual({ status: 200, body: {} })
+      const messages = await sinkMessages(topic)
+      expect(messages.map((m) => ({ key: m.key, value: m.value }))).toEqual(c.messages)
+      for (const ref of c.request.scorer_refs.filter((r) =>
+        r.startsWith('weave-trace-internal:'),
+      )) {
+        expect(messages[0]?.value).toContain(JSON.stringify(ref))
+      }
+    },
+  )
 })
 
 describe('internal form downstream: the queue carries the converted records unchanged', () => {

@@ -10,7 +10,7 @@ import { basename, dirname, extname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { unstable_readConfig } from 'wrangler'
 import { ApiKeyRecordSchema } from '../../src/auth/key-record.ts'
-import { entriesProblems } from './projects.ts'
+import { entriesProblems, reverseEntries } from './projects.ts'
 
 const require = createRequire(import.meta.url)
 const WORKERD = require.resolve('workerd/bin/workerd')
@@ -161,6 +161,17 @@ export function checkProjectIdsFile(path: string): number {
   return Object.keys(parsed).length
 }
 
+/**
+ * The project file as `npm run projects` would store it: its entries and their reverse entries
+ * (the worker reads those for internal scorer refs), written next to the generated config.
+ */
+function withReverseEntries(file: string, stateDir: string): string {
+  const entries = JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>
+  const out = join(stateDir, 'project-ids.json')
+  writeFileSync(out, JSON.stringify({ ...entries, ...reverseEntries(entries) }))
+  return out
+}
+
 /** A Cap'n Proto text literal. */
 function text(value: string): string {
   let out = '"'
@@ -216,7 +227,8 @@ export function renderConfig(options: ServeOptions): string {
   const served = files.filter(
     (f): f is [string, string] => f[1] !== undefined && settings.kvNamespaces.includes(f[0]),
   )
-  for (const [name, file] of served) {
+  for (const [name, given] of served) {
+    const file = name === 'PROJECT_IDS' ? withReverseEntries(given, options.stateDir) : given
     bindings.push(
       `(name = ${text(name)}, wrapped = (moduleName = ${text(FILE_KV_MODULE_NAME)}, innerBindings = [(name = "records", json = embed ${text(resolve(file))}), (name = "name", text = ${text(name)})]))`,
     )

@@ -1,5 +1,10 @@
 import type * as z from 'zod'
-import { CALLS_SCORE_FIELDS, type CallsScoreRequest, CLIENT_REF } from '../schemas/calls-score.ts'
+import {
+  CALLS_SCORE_FIELDS,
+  type CallsScoreRequest,
+  CLIENT_REF,
+  INTERNAL_CLIENT_REF,
+} from '../schemas/calls-score.ts'
 import type { PyObject, PyValue } from './pyjson.ts'
 
 /** One entry of FastAPI's `{"detail": [...]}`, keys in pydantic's order. */
@@ -112,15 +117,30 @@ const LONE_SURROGATE = 'string contains a lone surrogate and cannot be encoded a
 const BAD_REF =
   'scorer ref must be a client ref weave:///<entity>/<project>/(object|op)/<name>:<digest>'
 
+const INTERNAL_REF_IN_EXTERNAL_FORM =
+  'scorer ref weave-trace-internal:/// is accepted only where the worker writes internal ids (KAFKA_ID_FORM=internal); this deployment writes the external ids clients send, so send weave:///<entity>/<project>/(object|op)/<name>:<digest>'
+const BAD_INTERNAL_REF =
+  'scorer ref must be a client ref weave:///<entity>/<project>/(object|op)/<name>:<digest> or weave-trace-internal:///<internal project id>/(object|op)/<name>:<digest>'
+
+/** Why a scorer ref is refused, or undefined when it passes the edge's check. */
+function scorerRefProblem(ref: string, internalForm: boolean): string | undefined {
+  if (CLIENT_REF.test(ref)) return undefined
+  if (!ref.startsWith('weave-trace-internal:///')) return internalForm ? BAD_INTERNAL_REF : BAD_REF
+  if (!internalForm) return INTERNAL_REF_IN_EXTERNAL_FORM
+  return INTERNAL_CLIENT_REF.test(ref) ? undefined : BAD_INTERNAL_REF
+}
+
 /**
  * The edge's own checks on a body FastAPI would accept, in the same 422 shape: list limits
- * (pydantic's `too_long`), client-form scorer refs, and strings that cannot reach Kafka as UTF-8.
+ * (pydantic's `too_long`), client-form scorer refs (in the internal id form, internal refs of
+ * that shape too: their projects are checked later), and strings that cannot reach Kafka as UTF-8.
  */
 export function edgeErrors(
   req: CallsScoreRequest,
-  limits: { maxCallIds: number; maxScorerRefs: number },
+  limits: { maxCallIds: number; maxScorerRefs: number; ids?: { form: string } },
   bodyWellFormed = false,
 ): PydanticError[] {
+  const internalForm = limits.ids?.form === 'internal'
   const errors: PydanticError[] = []
   // A body known to hold no lone surrogate spares testing each of up to 10,000 strings.
   const wellFormed = (s: string) => bodyWellFormed || s.isWellFormed()
@@ -138,7 +158,8 @@ export function edgeErrors(
     errors.push(tooLong('scorer_refs', req.scorer_refs, limits.maxScorerRefs))
   } else {
     req.scorer_refs.forEach((ref, i) => {
-      if (!CLIENT_REF.test(ref)) errors.push(valueError(['body', 'scorer_refs', i], BAD_REF, ref))
+      const problem = scorerRefProblem(ref, internalForm)
+      if (problem !== undefined) errors.push(valueError(['body', 'scorer_refs', i], problem, ref))
       else if (!wellFormed(ref)) {
         errors.push(valueError(['body', 'scorer_refs', i], LONE_SURROGATE, ref))
       }

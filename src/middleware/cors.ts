@@ -16,6 +16,42 @@ export function parseAllowedOrigins(raw: string): Set<string> {
   return origins
 }
 
+/**
+ * The request headers an allowed origin's page may send: what Weave's clients send. A fixed list,
+ * not the preflight's own list echoed back: the answer is then the same for every preflight (one
+ * cached answer per origin, no `Vary: Access-Control-Request-Headers`), and a page can send nothing
+ * the API does not know. The Stainless headers are those of Weave's generated clients (Python's,
+ * and the TypeScript generator's `X-Stainless-Timeout`); `X-Weave-Retry-Id` is added by Weave's
+ * own retry wrapper. A client that starts sending a new header fails its preflight until it is
+ * listed here (docs/operations.md, "Browsers").
+ */
+export const ALLOWED_REQUEST_HEADERS = [
+  'Accept',
+  'Authorization',
+  'Content-Type',
+  'X-Request-Id',
+  'X-Stainless-Lang',
+  'X-Stainless-Package-Version',
+  'X-Stainless-OS',
+  'X-Stainless-Arch',
+  'X-Stainless-Runtime',
+  'X-Stainless-Runtime-Version',
+  'X-Stainless-Async',
+  'X-Stainless-Retry-Count',
+  'X-Stainless-Read-Timeout',
+  'X-Stainless-Timeout',
+  'X-Stainless-Raw-Response',
+  'X-Weave-Retry-Id',
+] as const
+
+/** Response headers a page's script may read besides the CORS-safelisted ones. */
+export const EXPOSED_RESPONSE_HEADERS = [
+  'X-Request-Id',
+  'Retry-After',
+  'retry-after-ms',
+  'x-should-retry',
+] as const
+
 type Policy = { origins: Set<string>; handler: MiddlewareHandler<AppEnv> }
 
 const policyFor = perSetting((raw: string): Policy => {
@@ -25,9 +61,10 @@ const policyFor = perSetting((raw: string): Policy => {
     handler: cors({
       origin: (origin) => (origins.has(origin) ? origin : null),
       allowMethods: ['GET', 'HEAD', 'POST'],
-      allowHeaders: ['Authorization', 'Content-Type', 'X-Request-Id'],
-      // Not CORS-safelisted, so a browser script could not read them otherwise.
-      exposeHeaders: ['X-Request-Id', 'Retry-After'],
+      allowHeaders: [...ALLOWED_REQUEST_HEADERS],
+      // Not CORS-safelisted, so a browser script could not read them otherwise; a generated
+      // client decides on its retry from the last three.
+      exposeHeaders: [...EXPOSED_RESPONSE_HEADERS],
       maxAge: 600,
     }),
   }

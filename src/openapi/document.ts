@@ -133,7 +133,8 @@ export function openApiDocument(limits: DocumentedLimits | undefined) {
           responses: {
             '200': { description: 'Successful Response', content: json('CallsScoreRes') },
             '400': {
-              description: 'The body could not be parsed (JSON nested deeper than 1000 levels).',
+              description:
+                'The body could not be parsed (JSON nested deeper than 1000 levels). In the internal id form also a `weave-trace-internal:///` scorer ref of a project neither the request\'s nor granted, answered as Weave answers `InvalidExternalRef`: `{"reason": "Encountered unexpected internal ref format."}`.',
               content: json('HTTPError'),
             },
             '401': {

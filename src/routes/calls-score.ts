@@ -79,8 +79,10 @@ export function registerCallsScore(app: Hono<AppEnv>, deps: AppDeps): void {
       const grants = c.get('principal').projects
       const projects = new Set([req.project_id])
       for (const ref of req.scorer_refs) {
+        // Internal refs (internal id form only) name no external project: the directory
+        // resolves and checks theirs (resolveInternalIds).
         const [, entity, project] = CLIENT_REF.exec(ref) ?? []
-        projects.add(`${entity}/${project}`)
+        if (entity !== undefined) projects.add(`${entity}/${project}`)
       }
       for (const project of projects) {
         if (!grantsProject(grants, project)) {

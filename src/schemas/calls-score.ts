@@ -78,3 +78,11 @@ export const CallsScoreRes = z.object({}).meta({
  * further path segments. Captures entity and project for authorization.
  */
 export const CLIENT_REF = /^weave:\/\/\/([^/]+)\/([^/]+)\/(?:object|op)\/[^/:]+:[^/]+(?:\/[^/]+)*$/
+
+/**
+ * A scorer ref already in Weave's internal form, `weave-trace-internal:///<internal project id>/
+ * (object|op)/<name>:<digest>[/…]`: accepted in the internal id form when the project is the
+ * request's own or one the key grants (docs/internal-ids.md). Captures the internal project id.
+ */
+export const INTERNAL_CLIENT_REF =
+  /^weave-trace-internal:\/\/\/([^/]+)\/(?:object|op)\/[^/:]+:[^/]+(?:\/[^/]+)*$/
