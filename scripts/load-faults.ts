@@ -81,7 +81,17 @@ const put = spawnSync(
 if (put.status !== 0) throw new Error('could not provision the API key')
 writeFileSync(
   join(state, '.dev.vars'),
-  'UPSTASH_KAFKA_REST_USERNAME=dev\nUPSTASH_KAFKA_REST_PASSWORD=dev-password\n',
+  // Every required secret, so wrangler does not warn; the native transport's are unused here
+  // (the local broker's plaintext listener needs none).
+  [
+    'UPSTASH_KAFKA_REST_USERNAME=dev',
+    'UPSTASH_KAFKA_REST_PASSWORD=dev-password',
+    'KAFKA_REST_USERNAME=dev',
+    'KAFKA_REST_PASSWORD=dev-password',
+    'KAFKA_USERNAME=unused',
+    'KAFKA_PASSWORD=unused',
+    '',
+  ].join('\n'),
 )
 
 // The worker as configured, minus per-key rate limiting: these runs are about delivery, and one
