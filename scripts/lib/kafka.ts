@@ -55,6 +55,10 @@ export type RunningKafka = {
   stopBroker(): Promise<void>
   /** Starts it again on the same ports and data, resolved once it serves metadata. */
   startBroker(): Promise<void>
+  /** Freezes the broker's process (SIGSTOP): connections stay open and nothing answers, a hung broker. */
+  pauseBroker(): void
+  /** Lets a paused broker go on (SIGCONT). */
+  resumeBroker(): void
   createTopic(name: string, partitions: number, configs?: Record<string, string>): Promise<void>
   deleteTopic(name: string): Promise<void>
   /** Every record on the topic now (up to its high watermarks), read from the broker. */
@@ -254,6 +258,13 @@ export async function startKafka(options: KafkaOptions = {}): Promise<RunningKaf
     await gone
   }
 
+  const pauseBroker = () => {
+    broker?.kill('SIGSTOP')
+  }
+  const resumeBroker = () => {
+    broker?.kill('SIGCONT')
+  }
+
   const waitForLeaders = async (name: string, count: number) => {
     const until = Date.now() + 30_000
     for (;;) {
@@ -309,6 +320,8 @@ export async function startKafka(options: KafkaOptions = {}): Promise<RunningKaf
     logFile,
     stopBroker,
     startBroker,
+    pauseBroker,
+    resumeBroker,
     createTopic,
     deleteTopic,
     readRecords,

@@ -83,6 +83,14 @@ export default async function setup(project: TestProject) {
         await kafka.startBroker()
         return reply(200, {})
       }
+      if (req.method === 'POST' && url.pathname === '/broker/pause') {
+        kafka.pauseBroker()
+        return reply(200, {})
+      }
+      if (req.method === 'POST' && url.pathname === '/broker/resume') {
+        kafka.resumeBroker()
+        return reply(200, {})
+      }
       if (req.method === 'POST' && url.pathname === '/produce') {
         // Java-independent records for the harness's own tests, through a client of its own.
         const b = (await body(req)) as {

@@ -61,9 +61,9 @@ export async function readRecords(topic: string = kafka.topic): Promise<BrokerRe
 /** A fresh topic (the suite's partition count unless told), so tests never see each other's records. */
 export async function createTopic(
   label: string,
-  options: { partitions?: number; configs?: Record<string, string> } = {},
+  options: { partitions?: number; configs?: Record<string, string>; name?: string } = {},
 ): Promise<string> {
-  const name = `weave.score_calls.${label}.${crypto.randomUUID()}`
+  const name = options.name ?? `weave.score_calls.${label}.${crypto.randomUUID()}`
   await control('POST', '/topics', {
     name,
     partitions: options.partitions ?? kafka.partitions,
@@ -78,6 +78,10 @@ export const deleteTopic = (name: string) =>
 export const stopBroker = () => control('POST', '/broker/stop')
 /** Starts the broker again on the same ports; resolves once it serves metadata. */
 export const startBroker = () => control('POST', '/broker/start')
+/** Freezes the broker (SIGSTOP): it holds its connections and answers nothing, a hung broker. */
+export const pauseBroker = () => control('POST', '/broker/pause')
+/** Lets the frozen broker go on (SIGCONT). */
+export const resumeBroker = () => control('POST', '/broker/resume')
 /** A record produced by the harness's own client (for the harness's tests). */
 export const produceDirect = (record: {
   topic: string
