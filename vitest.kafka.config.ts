@@ -12,10 +12,18 @@ process.env.KAFKA_PASSWORD ??= 'weave-secret'
 
 export default defineConfig({
   plugins: [
-    cloudflareTest(() => ({
+    cloudflareTest(({ inject }) => ({
       wrangler: { configPath: './wrangler.toml' },
       miniflare: {
-        bindings: { QUEUE_RETRY_BASE_SECONDS: '1' },
+        bindings: {
+          QUEUE_RETRY_BASE_SECONDS: '1',
+          // The worker's own default here, and so the queue consumer's, which Miniflare runs with
+          // these bindings: the native transport to the suite's broker (PLAINTEXT; no TLS listener).
+          KAFKA_TRANSPORT: 'native',
+          KAFKA_BROKERS: inject('kafka').bootstrap,
+          KAFKA_TLS: 'false',
+          KAFKA_SASL_MECHANISM: '',
+        },
       },
     })),
   ],

@@ -28,7 +28,13 @@ import type {
   ProduceFailureReason,
   ProduceResult,
 } from './producer.ts'
-import { failAll, kafkaCodeName, kafkaCodeReason, produceByTopic } from './rest.ts'
+import {
+  failAll,
+  kafkaCodeName,
+  kafkaCodeReason,
+  type ProduceFailure,
+  produceByTopic,
+} from './rest.ts'
 import { type RequestSize, SizeLimitedProducer, utf8Length } from './split.ts'
 
 /** The client id brokers see (quotas, logs). */
@@ -154,32 +160,57 @@ class ConnectedProducer implements JobProducer {
   }
 
   produce(messages: readonly KafkaMessage[], deadline: Deadline): Promise<ProduceResult> {
-    return produceByTopic(messages, async (topic, batch) => {
-      const remaining = deadline.at - Date.now()
-      if (remaining <= 0) return failAll(batch.length, 'timeout', 'deadline passed before sending')
-      try {
-        await this.#producer.send({
-          topic,
-          // acks=all: every in-sync replica has the record before it counts as acknowledged.
-          acks: -1,
-          // The broker's own wait for the replicas, within our deadline.
-          timeout: remaining,
-          messages: batch.map(
-            (m): Message => ({
-              key: m.key,
-              value: m.value,
-              headers: Object.fromEntries((m.headers ?? []).map((h) => [h.key, h.value])),
-            }),
-          ),
-        })
-        return { ok: true }
-      } catch (e) {
-        // A send is all or nothing in kafkajs: records that did land on another broker are
-        // produced again by a retry (at least once; the weave-job-id header tells them apart).
-        const { reason, detail } = nativeFailureReason(e)
-        return failAll(batch.length, reason, detail)
+    return produceByTopic(messages, (topic, batch) => this.#send(topic, batch, deadline))
+  }
+
+  /**
+   * One send; a refused one of several records is halved and sent again, down to the records
+   * refused for themselves. The broker refuses a partition's whole batch for one record over the
+   * topic's `max.message.bytes` (a limit we cannot know beforehand), and that record must not
+   * take the jobs sent beside it to the dead letters with it.
+   */
+  async #send(
+    topic: string,
+    batch: readonly KafkaMessage[],
+    deadline: Deadline,
+  ): Promise<ProduceResult> {
+    const remaining = deadline.at - Date.now()
+    if (remaining <= 0) return failAll(batch.length, 'timeout', 'deadline passed before sending')
+    try {
+      await this.#producer.send({
+        topic,
+        // acks=all: every in-sync replica has the record before it counts as acknowledged.
+        acks: -1,
+        // The broker's own wait for the replicas, within our deadline.
+        timeout: remaining,
+        messages: batch.map(
+          (m): Message => ({
+            key: m.key,
+            value: m.value,
+            headers: Object.fromEntries((m.headers ?? []).map((h) => [h.key, h.value])),
+          }),
+        ),
+      })
+      return { ok: true }
+    } catch (e) {
+      // A send is all or nothing in kafkajs: records that did land on another broker are
+      // produced again by a retry (at least once; the weave-job-id header tells them apart).
+      const { reason, detail } = nativeFailureReason(e)
+      if (reason !== 'rejected' || batch.length === 1) return failAll(batch.length, reason, detail)
+      const half = Math.ceil(batch.length / 2)
+      const parts = [batch.slice(0, half), batch.slice(half)]
+      const results: ProduceResult[] = []
+      for (const part of parts) results.push(await this.#send(topic, part, deadline))
+      const failures = results.filter((r): r is ProduceFailure => !r.ok)
+      const worst = failures.find((f) => f.reason !== 'rejected') ?? failures[0]
+      if (!worst) return { ok: true }
+      return {
+        ...worst,
+        acknowledged: results.flatMap((r, i) =>
+          r.ok ? (parts[i] ?? []).map(() => true) : [...r.acknowledged],
+        ),
       }
-    })
+    }
   }
 }
 

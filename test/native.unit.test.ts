@@ -1,0 +1,192 @@
+import { env } from 'cloudflare:workers'
+import {
+  KafkaJSConnectionError,
+  KafkaJSNumberOfRetriesExceeded,
+  KafkaJSProtocolError,
+  KafkaJSRequestTimeoutError,
+  KafkaJSSASLAuthenticationError,
+  Partitioners,
+} from 'kafkajs'
+// kafkajs's own hash, the one its DefaultPartitioner places keys with (no types: internal module).
+// @ts-expect-error untyped internal module of kafkajs
+import kafkajsMurmur2 from 'kafkajs/src/producer/partitioners/default/murmur2.js'
+import { describe, expect, it } from 'vitest'
+import { type Config, loadConfig } from '../src/config.ts'
+import { breakerKey } from '../src/delivery/deliver.ts'
+import { nativeFailureReason, nativeRequestSize } from '../src/kafka/native.ts'
+import { splitBySize } from '../src/kafka/split.ts'
+import { javaPartition } from './kafka/murmur2.ts'
+
+const base = env as unknown as Record<string, string>
+const load = (over: Record<string, string | undefined>) =>
+  loadConfig({ ...base, ...over } as unknown as Env)
+const problems = (over: Record<string, string | undefined>) => {
+  const result = load(over)
+  return result.ok ? [] : result.problems
+}
+const NATIVE = { KAFKA_TRANSPORT: 'native', KAFKA_BROKERS: 'b1.example.com:9093' }
+
+describe('native transport configuration', () => {
+  it('rest is the default transport, also for an empty KAFKA_TRANSPORT', () => {
+    for (const transport of [undefined, '', 'rest']) {
+      const result = load({ KAFKA_TRANSPORT: transport, UPSTASH_KAFKA_REST_URL: 'https://u.test' })
+      expect(result.ok && result.config.kafka.dialect).toBe('upstash')
+    }
+  })
+
+  it('native: brokers in order, TLS on by default, no SASL without a mechanism', () => {
+    const result = load({
+      ...NATIVE,
+      KAFKA_BROKERS: ' b1.example.com:9093, 10.0.0.2:9094 ,[::1]:9092,',
+      KAFKA_TLS: undefined,
+      KAFKA_SASL_MECHANISM: undefined,
+      // The REST settings are not needed, not even checked.
+      UPSTASH_KAFKA_REST_URL: '',
+      KAFKA_REST_DIALECT: 'nonsense',
+    })
+    expect(result.ok && result.config.kafka).toEqual({
+      dialect: 'native',
+      brokers: ['b1.example.com:9093', '10.0.0.2:9094', '[::1]:9092'],
+      tls: true,
+    })
+    expect(load({ ...NATIVE, KAFKA_TLS: '' }).ok && true).toBe(true)
+  })
+
+  it('native: each SASL mechanism with the secrets', () => {
+    for (const mechanism of ['plain', 'scram-sha-256', 'scram-sha-512']) {
+      const result = load({
+        ...NATIVE,
+        KAFKA_TLS: 'false',
+        KAFKA_SASL_MECHANISM: mechanism,
+        KAFKA_USERNAME: 'u',
+        KAFKA_PASSWORD: 'p',
+      })
+      expect(result.ok && result.config.kafka).toEqual({
+        dialect: 'native',
+        brokers: ['b1.example.com:9093'],
+        tls: false,
+        sasl: { mechanism, username: 'u', password: 'p' },
+      })
+    }
+  })
+
+  it('a misconfiguration is loud and names the setting, never a secret', () => {
+    expect(problems({ KAFKA_TRANSPORT: 'tcp' })).toEqual([
+      'KAFKA_TRANSPORT: must be one of rest, native',
+    ])
+    expect(problems({ ...NATIVE, KAFKA_BROKERS: '' })).toEqual([
+      'KAFKA_BROKERS: a comma-separated host:port list is required when KAFKA_TRANSPORT is native',
+    ])
+    expect(problems({ ...NATIVE, KAFKA_BROKERS: ' , ' })).toHaveLength(1)
+    for (const broker of ['b1.example.com', 'b1:0', 'b1:65536', 'http://b1:9092', 'b1:9092/x']) {
+      expect(problems({ ...NATIVE, KAFKA_BROKERS: `ok:1,${broker}` })).toEqual([
+        'KAFKA_BROKERS.1: every broker must be host:port',
+      ])
+    }
+    expect(problems({ ...NATIVE, KAFKA_TLS: 'ture' })).toEqual(['KAFKA_TLS: must be true or false'])
+    expect(problems({ ...NATIVE, KAFKA_SASL_MECHANISM: 'SCRAM-SHA-256' })).toEqual([
+      'KAFKA_SASL_MECHANISM: must be one of plain, scram-sha-256, scram-sha-512, or empty for none',
+    ])
+    const missing = problems({
+      ...NATIVE,
+      KAFKA_SASL_MECHANISM: 'plain',
+      KAFKA_USERNAME: '',
+      KAFKA_PASSWORD: 'top-secret-value',
+    })
+    expect(missing).toEqual(['KAFKA_USERNAME: required when KAFKA_SASL_MECHANISM is set'])
+    expect(JSON.stringify(missing)).not.toContain('top-secret-value')
+  })
+
+  it('the breaker key names the native brokers, distinct from every REST endpoint', () => {
+    const a = load({ ...NATIVE, KAFKA_TOPIC: 'x' })
+    const b = load({ ...NATIVE, KAFKA_BROKERS: 'b2.example.com:9093', KAFKA_TOPIC: 'x' })
+    const rest = load({ UPSTASH_KAFKA_REST_URL: 'https://b1.example.com:9093', KAFKA_TOPIC: 'x' })
+    const keys = [a, b, rest].map((r) => breakerKey((r.ok && r.config) as Config))
+    expect(keys[0]).toBe('native tls://b1.example.com:9093 x')
+    expect(new Set(keys).size).toBe(3)
+  })
+})
+
+describe('kafkajs errors mapped onto the port', () => {
+  const protocol = (type: string, code: number, retriable = false) =>
+    new KafkaJSProtocolError({ type, code, retriable, message: type } as unknown as Error)
+
+  it.each([
+    [
+      // Typed without arguments, constructed with a message by kafkajs itself.
+      new (KafkaJSSASLAuthenticationError as unknown as new (m: string) => Error)(
+        'SASL PLAIN failed',
+      ),
+      'unauthorized',
+    ],
+    [protocol('MESSAGE_TOO_LARGE', 10), 'rejected'],
+    [protocol('RECORD_LIST_TOO_LARGE', 18), 'rejected'],
+    [protocol('INVALID_RECORD', 87), 'rejected'],
+    [protocol('TOPIC_AUTHORIZATION_FAILED', 29), 'unauthorized'],
+    [protocol('SASL_AUTHENTICATION_FAILED', 58), 'unauthorized'],
+    [protocol('NOT_LEADER_FOR_PARTITION', 6, true), 'unavailable'],
+    [protocol('UNKNOWN_TOPIC_OR_PARTITION', 3, true), 'unavailable'],
+    [protocol('NOT_ENOUGH_REPLICAS', 19, true), 'unavailable'],
+    [new KafkaJSConnectionError('Connection error: ECONNREFUSED'), 'unreachable'],
+    [new KafkaJSConnectionError('Connection timeout'), 'unreachable'],
+    [new KafkaJSRequestTimeoutError('Request Produce(key: 0, version: 7) timed out'), 'timeout'],
+    [new Error('something else'), 'unavailable'],
+  ])('%s is %s', (error, reason) => {
+    expect(nativeFailureReason(error).reason).toBe(reason)
+  })
+
+  it('looks through kafkajs wrappers to the error that caused them', () => {
+    const wrapped = new KafkaJSNumberOfRetriesExceeded(protocol('MESSAGE_TOO_LARGE', 10), {
+      retryCount: 0,
+      retryTime: 0,
+    })
+    const { reason, detail } = nativeFailureReason(wrapped)
+    expect(reason).toBe('rejected')
+    expect(detail).toContain('10 (MESSAGE_TOO_LARGE)')
+  })
+})
+
+describe("kafkajs's placement is the Java client's", () => {
+  it("murmur2 matches Kafka's UtilsTest vectors", () => {
+    const vectors: [string, number][] = [
+      ['21', -973932308],
+      ['foobar', -790332482],
+      ['a-little-bit-long-string', -985981536],
+      ['a-little-bit-longer-string', -1486304829],
+      ['lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8', -58897971],
+      ['abc', 479470107],
+    ]
+    for (const [key, hash] of vectors) {
+      expect((kafkajsMurmur2 as (k: string) => number)(key)).toBe(hash)
+    }
+  })
+
+  it('DefaultPartitioner places keys as the Java client does', () => {
+    const partition = Partitioners.DefaultPartitioner()
+    for (const partitions of [1, 3, 6, 12]) {
+      const partitionMetadata = Array.from({ length: partitions }, (_, i) => ({
+        partitionId: i,
+        leader: 1,
+        partitionErrorCode: 0,
+        replicas: [1],
+        isr: [1],
+      }))
+      for (const key of ['acme/support-bot', 'acme/support-bot:3', 'dev/playground', 'k-é', '21']) {
+        expect(partition({ topic: 't', partitionMetadata, message: { key, value: '' } })).toBe(
+          javaPartition(key, partitions),
+        )
+      }
+    }
+  })
+})
+
+describe('native produce calls under the batch limit', () => {
+  it('bounds a record above its bytes, headers included', () => {
+    const m = { topic: 't', key: 'k', value: 'v'.repeat(1000), headers: [{ key: 'h', value: 'x' }] }
+    expect(nativeRequestSize.record(m)).toBeGreaterThanOrEqual(1000 + 1 + 2)
+    // 100 maximal jobs (about 10 KB each) of one request do not fit one 1 MB batch: split.
+    const big = { topic: 't', key: 'k', value: 'v'.repeat(10_500) }
+    const groups = splitBySize(Array(100).fill(big), nativeRequestSize, 1_000_000)
+    expect(groups.length).toBe(2)
+  })
+})
