@@ -339,6 +339,32 @@ type ScaleFigures = {
   drainSeconds: number
 }
 
+/**
+ * SCALE_REQUESTS requests at SCALE_CONCURRENCY: the first call id of every accepted job (mapped
+ * to its request), each answer time, and how many were accepted.
+ */
+async function burst(tag: string) {
+  const expected = new Map<string, number>()
+  const times: number[] = []
+  let accepted = 0
+  let next = 0
+  await Promise.all(
+    Array.from({ length: SCALE_CONCURRENCY }, async () => {
+      for (;;) {
+        const i = next++
+        if (i >= SCALE_REQUESTS) return
+        const callIds = callIdsOf(i, tag)
+        const { status, ms } = await score(callIds)
+        times.push(ms)
+        if (status !== 200) continue
+        accepted++
+        for (let j = 0; j < callIds.length; j += 100) expected.set(callIds[j] as string, i)
+      }
+    }),
+  )
+  return { expected, times, accepted }
+}
+
 /** One burst in one delivery mode against the throttled sink. */
 async function scaleRun(mode: string): Promise<ScaleFigures> {
   sink.reset()
@@ -350,25 +376,8 @@ async function scaleRun(mode: string): Promise<ScaleFigures> {
   // Throttling starts once the worker is up: its start-up sends nothing to Kafka, and the
   // bucket starts full, as a quiet endpoint's does.
   sink.setThrottle({ ratePerSecond: SCALE_RATE })
-  const expected = new Map<string, number>()
-  const times: number[] = []
-  let accepted = 0
-  let next = 0
   const started = Date.now()
-  await Promise.all(
-    Array.from({ length: SCALE_CONCURRENCY }, async () => {
-      for (;;) {
-        const i = next++
-        if (i >= SCALE_REQUESTS) return
-        const callIds = callIdsOf(i, mode)
-        const { status, ms } = await score(callIds)
-        times.push(ms)
-        if (status !== 200) continue
-        accepted++
-        for (let j = 0; j < callIds.length; j += 100) expected.set(callIds[j] as string, i)
-      }
-    }),
-  )
+  const { expected, times, accepted } = await burst(mode)
   const burstSeconds = (Date.now() - started) / 1000
   const { missing, lastLandedMs } = await drain(expected, SCALE_DRAIN_SECONDS)
   // A moment more, to catch late duplicates and the consumer's last requests.
@@ -448,25 +457,8 @@ async function kafkaRun(kafka: RunningKafka, mode: string) {
     },
     true,
   )
-  const expected = new Set<string>()
-  const times: number[] = []
-  let accepted = 0
-  let next = 0
   const started = Date.now()
-  await Promise.all(
-    Array.from({ length: SCALE_CONCURRENCY }, async () => {
-      for (;;) {
-        const i = next++
-        if (i >= SCALE_REQUESTS) return
-        const callIds = callIdsOf(i, mode)
-        const { status, ms } = await score(callIds)
-        times.push(ms)
-        if (status !== 200) continue
-        accepted++
-        for (let j = 0; j < callIds.length; j += 100) expected.add(callIds[j] as string)
-      }
-    }),
-  )
+  const { expected, times, accepted } = await burst(mode)
   const burstEnd = Date.now()
   // Read back from the broker until every accepted job is there (or the budget is spent).
   let landedAt = burstEnd
@@ -479,7 +471,7 @@ async function kafkaRun(kafka: RunningKafka, mode: string) {
         (r) => (JSON.parse(r.value.toString('utf8')) as { call_ids: string[] }).call_ids[0] ?? '',
       ),
     )
-    const now = [...expected].filter((id) => !seen.has(id)).length
+    const now = [...expected.keys()].filter((id) => !seen.has(id)).length
     if (now < missing) landedAt = Date.now()
     missing = now
     if (missing === 0 || Date.now() - burstEnd > SCALE_DRAIN_SECONDS * 1000) break
