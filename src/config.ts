@@ -50,7 +50,16 @@ export type NativeKafkaSettings = {
   brokers: string[]
   tls: boolean
   sasl?: { mechanism: KafkaSaslMechanism; username: string; password: string } | undefined
+  /**
+   * The Durable Objects that keep producers connected across requests for direct delivery
+   * (`KAFKA_PRODUCERS`, `KAFKA_PRODUCER_SHARDS` of them); absent without the binding, and then a
+   * request connects for itself.
+   */
+  shards?: ProducerShards | undefined
 }
+
+/** The producer shards' namespace and how many of its objects requests spread over. */
+export type ProducerShards = { namespace: Env['KAFKA_PRODUCERS']; count: number }
 
 const needed = (dialect: KafkaRestDialect) => `required when KAFKA_REST_DIALECT is ${dialect}`
 const restUrl = (dialect: KafkaRestDialect) =>
@@ -151,11 +160,18 @@ const NativeSchema = z
     ),
     KAFKA_USERNAME: z.string().optional(),
     KAFKA_PASSWORD: z.string().optional(),
+    KAFKA_PRODUCER_SHARDS: intSetting(1, 1_000),
+    // A binding, not a setting: its presence decides where direct delivery's connections live.
+    KAFKA_PRODUCERS: z.custom<Env['KAFKA_PRODUCERS']>().optional(),
   })
   .transform((e, ctx): NativeKafkaSettings => {
     const mechanism = e.KAFKA_SASL_MECHANISM
+    const shards = e.KAFKA_PRODUCERS && {
+      namespace: e.KAFKA_PRODUCERS,
+      count: e.KAFKA_PRODUCER_SHARDS,
+    }
     if (mechanism === '')
-      return { dialect: 'native', brokers: e.KAFKA_BROKERS, tls: e.KAFKA_TLS === 'true' }
+      return { dialect: 'native', brokers: e.KAFKA_BROKERS, tls: e.KAFKA_TLS === 'true', shards }
     for (const name of ['KAFKA_USERNAME', 'KAFKA_PASSWORD'] as const) {
       if (!saslSecret.safeParse(e[name]).success) {
         ctx.addIssue({ code: 'custom', path: [name], message: saslNeeded })
@@ -166,6 +182,7 @@ const NativeSchema = z
       brokers: e.KAFKA_BROKERS,
       tls: e.KAFKA_TLS === 'true',
       sasl: { mechanism, username: e.KAFKA_USERNAME ?? '', password: e.KAFKA_PASSWORD ?? '' },
+      shards,
     }
   })
 

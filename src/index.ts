@@ -1,6 +1,9 @@
 import { createApp, defaultDeps } from './app.ts'
 import { consumeScoreJobs } from './queue/consumer.ts'
 
+// Durable Object classes are exported from the main module (wrangler.toml's KAFKA_PRODUCERS).
+export { KafkaProducerShard } from './kafka/producer-shards.ts'
+
 const app = createApp(defaultDeps)
 
 /**

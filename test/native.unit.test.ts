@@ -13,7 +13,10 @@ import kafkajsMurmur2 from 'kafkajs/src/producer/partitioners/default/murmur2.js
 import { describe, expect, it } from 'vitest'
 import { type Config, loadConfig } from '../src/config.ts'
 import { breakerKey } from '../src/delivery/deliver.ts'
-import { nativeFailureReason, nativeRequestSize } from '../src/kafka/native.ts'
+import { NativeProducer, nativeFailureReason, nativeRequestSize } from '../src/kafka/native.ts'
+import type { KafkaMessage, ProduceResult } from '../src/kafka/producer.ts'
+import { ShardedProducer, type ShardProduce } from '../src/kafka/producer-shards.ts'
+import { producerFor } from '../src/kafka/select.ts'
 import { splitBySize } from '../src/kafka/split.ts'
 import { javaPartition } from './kafka/murmur2.ts'
 
@@ -24,7 +27,12 @@ const problems = (over: Record<string, string | undefined>) => {
   const result = load(over)
   return result.ok ? [] : result.problems
 }
-const NATIVE = { KAFKA_TRANSPORT: 'native', KAFKA_BROKERS: 'b1.example.com:9093' }
+// Without the producer shards' binding (tested on its own below), the settings are plain data.
+const NATIVE = {
+  KAFKA_TRANSPORT: 'native',
+  KAFKA_BROKERS: 'b1.example.com:9093',
+  KAFKA_PRODUCERS: undefined,
+}
 
 describe('native transport configuration', () => {
   it('rest is the default transport, also for an empty KAFKA_TRANSPORT', () => {
@@ -188,5 +196,121 @@ describe('native produce calls under the batch limit', () => {
     const big = { topic: 't', key: 'k', value: 'v'.repeat(10_500) }
     const groups = splitBySize(Array(100).fill(big), nativeRequestSize, 1_000_000)
     expect(groups.length).toBe(2)
+  })
+})
+
+describe('producer shards for direct delivery', () => {
+  const WITH_SHARDS = { ...NATIVE, KAFKA_PRODUCERS: base.KAFKA_PRODUCERS }
+
+  it('the binding brings KAFKA_PRODUCER_SHARDS shards; a bad count is loud', () => {
+    const result = load(WITH_SHARDS)
+    expect(
+      result.ok && result.config.kafka.dialect === 'native' && result.config.kafka.shards,
+    ).toEqual({ namespace: base.KAFKA_PRODUCERS, count: 8 })
+    const three = load({ ...WITH_SHARDS, KAFKA_PRODUCER_SHARDS: '3' })
+    expect(
+      three.ok && three.config.kafka.dialect === 'native' && three.config.kafka.shards,
+    ).toMatchObject({ count: 3 })
+    for (const bad of ['0', '', '1.5', '1001']) {
+      expect(problems({ ...WITH_SHARDS, KAFKA_PRODUCER_SHARDS: bad })).toEqual([
+        'KAFKA_PRODUCER_SHARDS: must be an integer from 1 to 1000',
+      ])
+    }
+  })
+
+  it('requests go through the shards, the queue consumer connects per batch', () => {
+    const withShards = load(WITH_SHARDS)
+    const without = load(NATIVE)
+    if (!withShards.ok || !without.ok) throw new Error('configuration expected to load')
+    expect(producerFor(withShards.config, 'request')).toBeInstanceOf(ShardedProducer)
+    expect(producerFor(withShards.config, 'queue')).toBeInstanceOf(NativeProducer)
+    expect(producerFor(without.config, 'request')).toBeInstanceOf(NativeProducer)
+  })
+
+  const MESSAGES: KafkaMessage[] = [
+    { topic: 't', key: 'k', value: '{}' },
+    { topic: 't', key: 'k', value: '[]' },
+  ]
+  /** A namespace whose objects answer with `answer`, recording which shard each call reached. */
+  const fakeShards = (count: number, answer: (call: ShardProduce) => Promise<ProduceResult>) => {
+    const reached: string[] = []
+    const calls: ShardProduce[] = []
+    const namespace = {
+      idFromName: (name: string) => name,
+      get: (id: string) => ({
+        produce: (call: ShardProduce) => {
+          reached.push(id)
+          calls.push(call)
+          return answer(call)
+        },
+      }),
+    } as unknown as Env['KAFKA_PRODUCERS']
+    return { shards: { namespace, count }, reached, calls }
+  }
+  const CONNECTION = { brokers: ['b1:9093'], tls: true, sasl: undefined }
+  const OPTIONS = { maxBytes: 1000, requestTimeoutMs: 2000 }
+
+  it('spreads calls over every shard and hands each the whole call', async () => {
+    const fake = fakeShards(4, async () => ({ ok: true }))
+    const producer = new ShardedProducer(fake.shards, CONNECTION, OPTIONS)
+    const deadline = { at: Date.now() + 1000 }
+    for (let i = 0; i < 200; i++)
+      expect(await producer.produce(MESSAGES, deadline)).toEqual({ ok: true })
+    expect(new Set(fake.reached)).toEqual(
+      new Set(['producer-0', 'producer-1', 'producer-2', 'producer-3']),
+    )
+    expect(fake.calls[0]).toEqual({
+      connection: CONNECTION,
+      messages: MESSAGES,
+      deadlineAt: deadline.at,
+      maxBytes: 1000,
+      requestTimeoutMs: 2000,
+    })
+    expect(await producer.produce([], deadline)).toEqual({ ok: true })
+    expect(fake.calls).toHaveLength(200)
+  })
+
+  it('a failed RPC is unavailable (retried, then queued), a silent shard a timeout', async () => {
+    const broken = new ShardedProducer(
+      fakeShards(2, () => Promise.reject(new Error('Durable Object reset'))).shards,
+      CONNECTION,
+      OPTIONS,
+    )
+    expect(await broken.produce(MESSAGES, { at: Date.now() + 1000 })).toMatchObject({
+      ok: false,
+      reason: 'unavailable',
+      detail: expect.stringMatching(/^producer shard [01]: Error: Durable Object reset$/),
+      acknowledged: [false, false],
+    })
+    const silent = new ShardedProducer(
+      fakeShards(1, () => new Promise<ProduceResult>(() => {})).shards,
+      CONNECTION,
+      OPTIONS,
+    )
+    const started = Date.now()
+    expect(await silent.produce(MESSAGES, { at: started + 50 })).toMatchObject({
+      ok: false,
+      reason: 'timeout',
+      acknowledged: [false, false],
+    })
+    expect(Date.now() - started).toBeLessThan(1000)
+    expect(await silent.produce(MESSAGES, { at: Date.now() - 1 })).toMatchObject({
+      reason: 'timeout',
+    })
+  })
+
+  it("passes a shard's partial answer through unchanged", async () => {
+    const partial: ProduceResult = {
+      ok: false,
+      reason: 'rejected',
+      detail: 'Kafka error MESSAGE_TOO_LARGE',
+      acknowledged: [true, false],
+    }
+    const producer = new ShardedProducer(
+      fakeShards(1, async () => partial).shards,
+      CONNECTION,
+      OPTIONS,
+    )
+    expect(await producer.produce(MESSAGES, { at: Date.now() + 1000 })).toEqual(partial)
   })
 })

@@ -194,8 +194,8 @@ export async function startKafka(options: KafkaOptions = {}): Promise<RunningKaf
       ...jvm,
       'kafka.tools.StorageTool',
       'format',
-      '-t',
-      uuidBase64(),
+      // One argument: a URL-safe base64 id may start with '-', which the tool would read as a flag.
+      `--cluster-id=${uuidBase64()}`,
       '-c',
       props,
       '--standalone',

@@ -5,9 +5,10 @@
  * the same.
  *
  * A socket belongs to the invocation that opened it (workerd refuses I/O on behalf of another
- * request), so every produce call opens its connections, sends, and closes them: one connection
- * set per client request in direct delivery, one per batch of up to 100 jobs in the queue
- * consumer. Nothing network-related is cached in module state.
+ * request), so nothing network-related is cached in module state. The queue consumer opens a
+ * connection set per batch of up to 100 jobs ({@link NativeProducer}); direct delivery hands its
+ * jobs to a Durable Object that keeps its producer connected across requests
+ * (src/kafka/producer-shards.ts), or, without that binding, connects per request.
  */
 import net from 'node:net'
 import tls from 'node:tls'
@@ -88,7 +89,7 @@ const socketFactory: ISocketFactory = ({ host, port, ssl, onConnect }) => {
   return socket as ReturnType<ISocketFactory>
 }
 
-const saslOf = (settings: NativeKafkaSettings): SASLOptions | undefined =>
+const saslOf = (settings: Pick<NativeKafkaSettings, 'sasl'>): SASLOptions | undefined =>
   settings.sasl && {
     mechanism: settings.sasl.mechanism,
     username: settings.sasl.username,
@@ -214,17 +215,62 @@ class ConnectedProducer implements JobProducer {
   }
 }
 
+/** The connection settings a producer is built from (what a producer shard receives by RPC). */
+export type NativeConnection = Pick<NativeKafkaSettings, 'brokers' | 'tls' | 'sasl'>
+
 /**
- * The native adapter. Each call: a client with the call's deadline as its only clock (kafkajs's
- * own retries off, its connect, authentication and request timeouts within what is left), one
+ * A kafkajs producer for these settings, not yet connected. Our policy (produceWithPolicy, the
+ * queue's redelivery) is the only one that retries, so kafkajs's own retries are off; its
+ * connect, authentication and request timeouts are the ones given, never its defaults.
+ */
+export function createNativeProducer(
+  connection: NativeConnection,
+  timeouts: { connectMs: number; requestMs: number },
+): Producer {
+  const sasl = saslOf(connection)
+  const kafka = new Kafka({
+    clientId: NATIVE_CLIENT_ID,
+    brokers: connection.brokers,
+    ssl: connection.tls,
+    ...(sasl ? { sasl } : {}),
+    socketFactory,
+    connectionTimeout: Math.min(CONNECT_TIMEOUT_MS, timeouts.connectMs),
+    authenticationTimeout: timeouts.requestMs,
+    requestTimeout: timeouts.requestMs,
+    enforceRequestTimeout: true,
+    retry: { retries: 0 },
+    logLevel: logLevel.NOTHING,
+  })
+  return kafka.producer({ allowAutoTopicCreation: false, idempotent: false, retry: { retries: 0 } })
+}
+
+/** The records of one produce call over a connected producer, split under `maxBytes`. */
+export const sendOver = (
+  producer: Producer,
+  messages: readonly KafkaMessage[],
+  deadline: Deadline,
+  maxBytes: number,
+): Promise<ProduceResult> =>
+  new SizeLimitedProducer(new ConnectedProducer(producer), nativeRequestSize, maxBytes).produce(
+    messages,
+    deadline,
+  )
+
+/** Closes a producer's connections without holding the caller longer than a second. */
+export const closeNativeProducer = (producer: Producer): Promise<unknown> =>
+  withTimeout(producer.disconnect(), DISCONNECT_TIMEOUT_MS).catch(() => {})
+
+/**
+ * The native adapter with a connection per call (the queue consumer's, and direct delivery's
+ * when no producer shards are bound): a client with the call's deadline as its only clock, one
  * connection set, the records in produce calls of at most `maxBytes` (see
  * {@link nativeRequestSize}), then the connections closed. Never throws.
  */
 export class NativeProducer implements JobProducer {
-  readonly #settings: NativeKafkaSettings
+  readonly #settings: NativeConnection
   readonly #maxBytes: number
 
-  constructor(settings: NativeKafkaSettings, maxBytes: number) {
+  constructor(settings: NativeConnection, maxBytes: number) {
     this.#settings = settings
     this.#maxBytes = maxBytes
   }
@@ -233,25 +279,9 @@ export class NativeProducer implements JobProducer {
     if (messages.length === 0) return { ok: true }
     const remaining = deadline.at - Date.now()
     if (remaining <= 0) return failAll(messages.length, 'timeout', 'deadline passed before sending')
-    const sasl = saslOf(this.#settings)
-    const kafka = new Kafka({
-      clientId: NATIVE_CLIENT_ID,
-      brokers: this.#settings.brokers,
-      ssl: this.#settings.tls,
-      ...(sasl ? { sasl } : {}),
-      socketFactory,
-      connectionTimeout: Math.min(CONNECT_TIMEOUT_MS, remaining),
-      authenticationTimeout: remaining,
-      requestTimeout: remaining,
-      enforceRequestTimeout: true,
-      // Our policy (produceWithPolicy, the queue's redelivery) is the only one that retries.
-      retry: { retries: 0 },
-      logLevel: logLevel.NOTHING,
-    })
-    const producer = kafka.producer({
-      allowAutoTopicCreation: false,
-      idempotent: false,
-      retry: { retries: 0 },
+    const producer = createNativeProducer(this.#settings, {
+      connectMs: remaining,
+      requestMs: remaining,
     })
     const run = async (): Promise<ProduceResult> => {
       try {
@@ -260,11 +290,7 @@ export class NativeProducer implements JobProducer {
         const { reason, detail } = nativeFailureReason(e)
         return failAll(messages.length, reason, `connect: ${detail}`)
       }
-      return new SizeLimitedProducer(
-        new ConnectedProducer(producer),
-        nativeRequestSize,
-        this.#maxBytes,
-      ).produce(messages, deadline)
+      return sendOver(producer, messages, deadline, this.#maxBytes)
     }
     try {
       const result = await withTimeout(run(), remaining)
@@ -275,7 +301,7 @@ export class NativeProducer implements JobProducer {
       const { reason, detail } = nativeFailureReason(e)
       return failAll(messages.length, reason, detail)
     } finally {
-      await withTimeout(producer.disconnect(), DISCONNECT_TIMEOUT_MS).catch(() => {})
+      await closeNativeProducer(producer)
     }
   }
 }

@@ -3,6 +3,7 @@ import { ConfluentV3Producer, v3RequestSize } from './confluent-v3.ts'
 import { KafkaRestV2Producer, v2RequestSize } from './kafka-rest-v2.ts'
 import { NativeProducer } from './native.ts'
 import type { JobProducer } from './producer.ts'
+import { ShardedProducer } from './producer-shards.ts'
 import { PARTS_IN_FLIGHT, type RequestSize, SizeLimitedProducer } from './split.ts'
 import { UpstashProducer, upstashRequestSize } from './upstash.ts'
 
@@ -55,10 +56,21 @@ export function producerFor(config: Config, use: ProducerUse = 'request'): JobPr
   if (!producer) {
     const { kafka } = config
     // The native adapter splits inside its own connection (src/kafka/native.ts): the parts of a
-    // request share one connection set instead of opening one each.
+    // request share one connection set instead of opening one each. Requests hand their jobs to
+    // a producer shard that stays connected, when the binding is there; the queue consumer
+    // connects per batch (docs/native-kafka.md).
     producer =
       kafka.dialect === 'native'
-        ? new NativeProducer(kafka, config.delivery.maxRequestBytes)
+        ? use === 'request' && kafka.shards
+          ? new ShardedProducer(
+              kafka.shards,
+              { brokers: kafka.brokers, tls: kafka.tls, sasl: kafka.sasl },
+              {
+                maxBytes: config.delivery.maxRequestBytes,
+                requestTimeoutMs: config.produceTimeoutMs,
+              },
+            )
+          : new NativeProducer(kafka, config.delivery.maxRequestBytes)
         : new SizeLimitedProducer(
             createProducer(kafka),
             requestSizeOf(kafka.dialect),

@@ -151,6 +151,47 @@ describe('native transport faults on the real broker', () => {
     expect(accepted.filter((id) => !landed.has(id))).toEqual([])
   })
 
+  it('a producer shard that could not connect (broker down) connects afresh once it is back', async () => {
+    const topic = await freshTopic('shard-down')
+    // One shard, and connection settings no other test uses (the broker named twice): the
+    // request after the outage meets the very producer whose connect failed.
+    const vars = {
+      ...nativeVars('plain'),
+      KAFKA_BROKERS: `${kafka.saslBootstrap},${kafka.saslBootstrap}`,
+      KAFKA_PRODUCER_SHARDS: '1',
+      KAFKA_PRODUCE_RETRIES: '0',
+    }
+    await stopBroker()
+    expect((await score(topic, ['during-0'], vars)).line).toMatchObject({
+      outcome: 'queued',
+      kafka_reason: 'unreachable',
+    })
+    // Traffic all through the outage keeps the object alive (an idle one may be evicted, and a
+    // new one would connect afresh anyway).
+    let up = false
+    const restarted = startBroker().then(() => {
+      up = true
+    })
+    const sent = ['during-0']
+    while (!up) {
+      const id = `during-${sent.length}`
+      sent.push(id)
+      expect((await score(topic, [id], vars)).status).toBe(200)
+      await new Promise((r) => setTimeout(r, 500))
+    }
+    await restarted
+    const after: Record<string, unknown>[] = []
+    for (let i = 0; i < 3; i++) {
+      sent.push(`after-${i}`)
+      after.push((await score(topic, [`after-${i}`], vars)).line)
+    }
+    // A failed connect is never kept: the shard's next call connects again, without the queue.
+    for (const line of after) expect(line).toMatchObject({ outcome: 'accepted', kafka_attempts: 1 })
+    const records = await recordsOnBroker(topic, sent.length)
+    const landed = records.map((r) => (JSON.parse(r.value) as { call_ids: string[] }).call_ids[0])
+    expect(new Set(landed)).toEqual(new Set(sent))
+  })
+
   it('a record over the topic limit: refused alone, dead-lettered with its reason, its batch delivered', async () => {
     const topic = await freshTopic('too-large', { configs: { 'max.message.bytes': '4096' } })
     const small = [queuedJob(topic, 1), queuedJob(topic, 2), queuedJob(topic, 3)]

@@ -8,6 +8,7 @@ import {
   queuedJob,
   validBody,
 } from '../helpers.ts'
+import { nativeConnectionsOpened } from '../../src/kafka/native.ts'
 import { expectedPartition, freshTopic, kafka, nativeVars, readRecords } from './helpers.ts'
 
 const REF = 'weave:///acme/support-bot/object/Toxicity:9f2c'
@@ -110,6 +111,42 @@ describe('the native transport against the real broker', () => {
     expect(
       records.flatMap((r) => (JSON.parse(r.value) as { call_ids: string[] }).call_ids),
     ).toEqual(callIds)
+  })
+})
+
+describe('where direct delivery keeps its connections', () => {
+  const requests = async (topic: string, extra: Record<string, unknown>) => {
+    const key = await createKey()
+    const send = async (n: number) => {
+      const res = await call({
+        key,
+        body: validBody({ call_ids: [`shard-${n}`] }),
+        vars: { ...nativeVars('scram-sha-256'), KAFKA_TOPIC: topic, ...extra },
+      })
+      expect(await answer(res)).toEqual({ status: 200, body: {} })
+    }
+    const start = nativeConnectionsOpened()
+    await send(0)
+    const before = nativeConnectionsOpened()
+    for (let n = 1; n <= 5; n++) await send(n)
+    expect(await readRecords(topic)).toHaveLength(6)
+    return { first: before - start, later: nativeConnectionsOpened() - before }
+  }
+  // Connection settings no other test uses (the broker named twice), so the shard's producer
+  // for them is new here and its first connections are seen.
+  const once = `${kafka.saslBootstrap},${kafka.saslBootstrap}`
+
+  it('a producer shard stays connected: later requests open no connection', async () => {
+    const topic = await freshTopic('shard')
+    const opened = await requests(topic, { KAFKA_PRODUCER_SHARDS: '1', KAFKA_BROKERS: once })
+    expect(opened.first).toBeGreaterThan(0)
+    expect(opened.later).toBe(0)
+  })
+
+  it('without the KAFKA_PRODUCERS binding, each request connects for itself', async () => {
+    const topic = await freshTopic('no-shard')
+    const opened = await requests(topic, { KAFKA_PRODUCERS: undefined })
+    expect(opened.later).toBeGreaterThanOrEqual(5)
   })
 })
 
