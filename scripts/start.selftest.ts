@@ -153,6 +153,17 @@ describe('npm start (self-hosted mode)', () => {
     assert.match(config, /fromEnvironment = "UPSTASH_KAFKA_REST_PASSWORD"/)
   })
 
+  it("serves the Worker's own Durable Objects (the native producer shards), in memory", () => {
+    const config = readFileSync(join(dir, 'state', 'config.capnp'), 'utf8')
+    assert.match(
+      config,
+      /\(name = "KAFKA_PRODUCERS", durableObjectNamespace = \(className = "KafkaProducerShard"\)\)/,
+    )
+    assert.match(config, /durableObjectNamespaces = \[\(className = "KafkaProducerShard", /)
+    assert.match(config, /durableObjectStorage = \(inMemory = void\)/)
+    assert.doesNotMatch(server.output(), /off in self-hosted mode: .*KAFKA_PRODUCERS/)
+  })
+
   it('stops workerd when stopped', async () => {
     server.child.kill('SIGTERM')
     assert.equal(await exited(server.child), 0)

@@ -35,6 +35,8 @@ export type WorkerSettings = {
   secrets: string[]
   /** KV namespaces by binding name. */
   kvNamespaces: string[]
+  /** Durable Object namespaces of this Worker's own classes: binding name and class name. */
+  durableObjects: { name: string; className: string }[]
   /** Bindings of Cloudflare services that self-hosted mode does not provide, described. */
   notProvided: string[]
 }
@@ -54,6 +56,9 @@ export function readWorkerSettings(configPath = 'wrangler.toml'): WorkerSettings
     throw new Error(`${configPath} must set main and compatibility_date`)
   }
   const queues = isRecord(config.queues) ? config.queues : {}
+  const durableBindings = list(
+    isRecord(config.durable_objects) ? config.durable_objects.bindings : [],
+  )
   const named = (key: string, field: string, what: string) =>
     list(config[key]).map((b) => `${String(b[field])} (${what})`)
   const notProvided = [
@@ -67,9 +72,10 @@ export function readWorkerSettings(configPath = 'wrangler.toml'): WorkerSettings
     ...named('r2_buckets', 'binding', 'R2 bucket'),
     ...named('d1_databases', 'binding', 'D1 database'),
     ...named('services', 'binding', 'service binding'),
-    ...list(isRecord(config.durable_objects) ? config.durable_objects.bindings : []).map(
-      (b) => `${String(b.name)} (Durable Object namespace)`,
-    ),
+    // Another Worker's classes (script_name) cannot run here; this Worker's own can.
+    ...durableBindings
+      .filter((b) => b.script_name !== undefined)
+      .map((b) => `${String(b.name)} (Durable Object namespace of ${String(b.script_name)})`),
   ]
   const vars: Record<string, VarValue> = {}
   if (isRecord(config.vars)) {
@@ -82,6 +88,9 @@ export function readWorkerSettings(configPath = 'wrangler.toml'): WorkerSettings
     vars,
     secrets: strings(isRecord(config.secrets) ? config.secrets.required : []),
     kvNamespaces: list(config.kv_namespaces).map((b) => String(b.binding)),
+    durableObjects: durableBindings
+      .filter((b) => b.script_name === undefined)
+      .map((b) => ({ name: String(b.name), className: String(b.class_name) })),
     notProvided,
   }
 }
@@ -233,6 +242,19 @@ export function renderConfig(options: ServeOptions): string {
       `(name = ${text(name)}, wrapped = (moduleName = ${text(FILE_KV_MODULE_NAME)}, innerBindings = [(name = "records", json = embed ${text(resolve(file))}), (name = "name", text = ${text(name)})]))`,
     )
   }
+  // This Worker's Durable Objects, in memory: they keep connections, not data.
+  const classes = [...new Set(settings.durableObjects.map((d) => d.className))]
+  for (const { name, className } of settings.durableObjects) {
+    bindings.push(
+      `(name = ${text(name)}, durableObjectNamespace = (className = ${text(className)}))`,
+    )
+  }
+  const durable =
+    classes.length > 0
+      ? `
+  durableObjectNamespaces = [${classes.map((c) => `(className = ${text(c)}, uniqueKey = ${text(`weave-selfhosted-${c}`)})`).join(', ')}],
+  durableObjectStorage = (inMemory = void),`
+      : ''
   const extensions =
     served.length > 0
       ? [
@@ -258,7 +280,7 @@ const worker :Workerd.Worker = (
   compatibilityFlags = [${settings.compatibilityFlags.map(text).join(', ')}],
   bindings = [
     ${bindings.join(',\n    ')},
-  ],
+  ],${durable}
 );
 `
 }

@@ -5,44 +5,14 @@
  * the jobs are on Kafka once the broker can take them.
  */
 import { describe, expect, it } from 'vitest'
-import { call, captureLogs, createKey, eventually, validBody } from '../helpers.ts'
 import {
-  type BrokerRecord,
   createTopic,
   nativeVars,
   pauseBroker,
-  readRecords,
+  recordsOnBroker,
   resumeBroker,
+  score,
 } from './helpers.ts'
-
-async function score(topic: string, callIds: string[], vars: Record<string, string>) {
-  const key = await createKey()
-  let res: Response | undefined
-  const started = Date.now()
-  const logs = await captureLogs(async () => {
-    res = await call({
-      key,
-      body: validBody({ call_ids: callIds }),
-      vars: { ...vars, KAFKA_TOPIC: topic },
-    })
-  })
-  if (!res) throw new Error('no response')
-  return {
-    status: res.status,
-    body: await res.text(),
-    ms: Date.now() - started,
-    line: logs.find((l) => l.msg === 'request') ?? {},
-  }
-}
-
-async function recordsOnBroker(topic: string, count: number): Promise<BrokerRecord[]> {
-  await eventually(
-    async () => ((await readRecords(topic)).length >= count ? true : undefined),
-    45_000,
-  )
-  await new Promise((r) => setTimeout(r, 1_500))
-  return readRecords(topic)
-}
 
 const PRODUCE_TIMEOUT_MS = 2_000
 

@@ -3,6 +3,7 @@
  * reads records back from the broker (never through the worker's own path) and reshapes it.
  */
 import { inject } from 'vitest'
+import { call, captureLogs, createKey, eventually, validBody } from '../helpers.ts'
 import { javaPartition } from './murmur2.ts'
 
 export const kafka = inject('kafka')
@@ -123,4 +124,39 @@ export async function freshTopic(
   const name = await createTopic(label, options)
   await new Promise((r) => setTimeout(r, 1_500))
   return name
+}
+
+/** One request through the worker to `topic`, with its answer, its time and its request log line. */
+export async function score(topic: string, callIds: string[], vars: Record<string, string>) {
+  const key = await createKey()
+  let res: Response | undefined
+  const started = Date.now()
+  const logs = await captureLogs(async () => {
+    res = await call({
+      key,
+      body: validBody({ call_ids: callIds }),
+      vars: { ...vars, KAFKA_TOPIC: topic },
+    })
+  })
+  if (!res) throw new Error('no response')
+  return {
+    status: res.status,
+    body: await res.text(),
+    ms: Date.now() - started,
+    line: logs.find((l) => l.msg === 'request') ?? {},
+  }
+}
+
+/** Waits until the topic holds `count` records, then a moment more to catch duplicates. */
+export async function recordsOnBroker(
+  topic: string,
+  count: number,
+  timeoutMs = 45_000,
+): Promise<BrokerRecord[]> {
+  await eventually(
+    async () => ((await readRecords(topic)).length >= count ? true : undefined),
+    timeoutMs,
+  )
+  await new Promise((r) => setTimeout(r, 1_500))
+  return readRecords(topic)
 }

@@ -5,55 +5,20 @@
  * vitest.kafka.config.ts) produces it once the broker takes it.
  */
 import { describe, expect, it } from 'vitest'
-import {
-  call,
-  captureLogs,
-  consumeBatch,
-  createKey,
-  eventually,
-  queuedJob,
-  validBody,
-} from '../helpers.ts'
+import { consumeBatch, queuedJob } from '../helpers.ts'
 import {
   type BrokerRecord,
   freshTopic,
   kafka,
   nativeVars,
   readRecords,
+  recordsOnBroker,
+  score,
   startBroker,
   stopBroker,
 } from './helpers.ts'
 
 const jobIds = (records: BrokerRecord[]) => records.map((r) => r.headers[0]?.[1] ?? '')
-
-/** One request through the native transport, with its answer and its request log line. */
-async function score(topic: string, callIds: string[], vars: Record<string, string>) {
-  const key = await createKey()
-  let res: Response | undefined
-  const logs = await captureLogs(async () => {
-    res = await call({
-      key,
-      body: validBody({ call_ids: callIds }),
-      vars: { ...vars, KAFKA_TOPIC: topic },
-    })
-  })
-  if (!res) throw new Error('no response')
-  return {
-    status: res.status,
-    body: await res.text(),
-    line: logs.find((l) => l.msg === 'request') ?? {},
-  }
-}
-
-/** Waits until the topic holds `count` records, then a moment more to catch duplicates. */
-async function recordsOnBroker(topic: string, count: number, timeoutMs = 45_000) {
-  await eventually(
-    async () => ((await readRecords(topic)).length >= count ? true : undefined),
-    timeoutMs,
-  )
-  await new Promise((r) => setTimeout(r, 1_500))
-  return readRecords(topic)
-}
 
 describe('native transport faults on the real broker', () => {
   it('broker down: the jobs are queued ({}), and on the broker once it is back', async () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { nativeConnectionsOpened } from '../../src/kafka/native.ts'
 import {
   answer,
   call,
@@ -8,7 +9,6 @@ import {
   queuedJob,
   validBody,
 } from '../helpers.ts'
-import { nativeConnectionsOpened } from '../../src/kafka/native.ts'
 import { expectedPartition, freshTopic, kafka, nativeVars, readRecords } from './helpers.ts'
 
 const REF = 'weave:///acme/support-bot/object/Toxicity:9f2c'
