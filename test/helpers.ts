@@ -237,6 +237,28 @@ export const KAFKA_UNAVAILABLE = {
   body: { detail: 'Kafka is unavailable: the scoring jobs were not accepted. Retry later.' },
 }
 
+/** One request for `callIds` to `topic`, timed, with the request's JSON log line. */
+export async function scoreOnTopic(
+  topic: string,
+  callIds: string[],
+  vars: Record<string, unknown> = {},
+) {
+  const key = await createKey()
+  let res: Response | undefined
+  const started = Date.now()
+  const logs = await captureLogs(async () => {
+    res = await call({
+      key,
+      body: validBody({ call_ids: callIds }),
+      vars: { KAFKA_TOPIC: topic, ...vars },
+    })
+  })
+  const elapsed = Date.now() - started
+  if (!res) throw new Error('no response')
+  const line = logs.find((l) => l.msg === 'request') ?? {}
+  return { res, elapsed, line }
+}
+
 /**
  * One request on a topic of its own (with a sink fault limited to it, if given), timed, with
  * the request's JSON log line.
@@ -252,20 +274,7 @@ export async function scoreOnFreshTopic({
 }) {
   const topic = uniqueTopic('fault')
   if (fault) await sinkFault(topic, fault)
-  const key = await createKey()
-  let res: Response | undefined
-  const started = Date.now()
-  const logs = await captureLogs(async () => {
-    res = await call({
-      key,
-      body: validBody({ call_ids: callIds }),
-      vars: { KAFKA_TOPIC: topic, ...vars },
-    })
-  })
-  const elapsed = Date.now() - started
-  if (!res) throw new Error('no response')
-  const line = logs.find((l) => l.msg === 'request') ?? {}
-  return { res, topic, elapsed, line }
+  return { topic, ...(await scoreOnTopic(topic, callIds, vars)) }
 }
 
 /** Vars selecting the internal id form (docs/internal-ids.md). */

@@ -3,7 +3,7 @@
  * reads records back from the broker (never through the worker's own path) and reshapes it.
  */
 import { inject } from 'vitest'
-import { call, captureLogs, createKey, eventually, validBody } from '../helpers.ts'
+import { eventually, scoreOnTopic } from '../helpers.ts'
 import { javaPartition } from './murmur2.ts'
 
 export const kafka = inject('kafka')
@@ -128,23 +128,9 @@ export async function freshTopic(
 
 /** One request through the worker to `topic`, with its answer, its time and its request log line. */
 export async function score(topic: string, callIds: string[], vars: Record<string, string>) {
-  const key = await createKey()
-  let res: Response | undefined
-  const started = Date.now()
-  const logs = await captureLogs(async () => {
-    res = await call({
-      key,
-      body: validBody({ call_ids: callIds }),
-      vars: { ...vars, KAFKA_TOPIC: topic },
-    })
-  })
-  if (!res) throw new Error('no response')
-  return {
-    status: res.status,
-    body: await res.text(),
-    ms: Date.now() - started,
-    line: logs.find((l) => l.msg === 'request') ?? {},
-  }
+  // KAFKA_TOPIC last: the test's vars never move the request off its topic.
+  const { res, elapsed, line } = await scoreOnTopic(topic, callIds, { ...vars, KAFKA_TOPIC: topic })
+  return { status: res.status, body: await res.text(), ms: elapsed, line }
 }
 
 /** Waits until the topic holds `count` records, then a moment more to catch duplicates. */
