@@ -241,7 +241,14 @@ export function createNativeProducer(
     retry: { retries: 0 },
     logLevel: logLevel.NOTHING,
   })
-  return kafka.producer({ allowAutoTopicCreation: false, idempotent: false, retry: { retries: 0 } })
+  return kafka.producer({
+    allowAutoTopicCreation: false,
+    idempotent: false,
+    retry: { retries: 0 },
+    // A producer shard lives for minutes: partition leaders it has not heard of are found within
+    // a minute (and at once after a failed send, which drops the shard's producer).
+    metadataMaxAge: 60_000,
+  })
 }
 
 /** The records of one produce call over a connected producer, split under `maxBytes`. */
