@@ -475,12 +475,15 @@ export function descendants(pid: number): { pid: number; comm: string }[] {
   return out
 }
 
-/** A `wrangler dev` the bench started: its URL, the workerd process under it, `stop`. */
+/** A `wrangler dev` the bench started: its URL, the workerd processes under it, `stop`. */
 export type RunningWranglerDev = {
   url: string
   process: ChildProcess
-  /** The workerd process serving the worker (for CPU per request). */
-  workerdPid: number
+  /**
+   * The workerd processes under it: the one serving the worker (its queues included) and
+   * wrangler's own proxy runtime. CPU per request is their sum.
+   */
+  workerdPids: number[]
   stop(): Promise<void>
 }
 
@@ -547,17 +550,30 @@ export async function startWranglerDev(options: {
       ...Object.entries(options.vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
     ],
     {
+      // Its own process group: stop() ends wrangler and everything under it (workerd, esbuild).
+      detached: true,
       stdio: ['ignore', 'ignore', 'inherit'],
       env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
     },
   )
+  const group = child.pid ?? 0
+  const signalGroup = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(-group, signal)
+    } catch {
+      // already gone
+    }
+  }
   const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const exited = new Promise((done) => child.once('exit', done))
-    child.kill('SIGINT')
-    const hard = setTimeout(() => child.kill('SIGKILL'), 10_000)
-    await exited
-    clearTimeout(hard)
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((done) => child.once('exit', done))
+      signalGroup('SIGINT')
+      const hard = setTimeout(() => signalGroup('SIGKILL'), 5_000)
+      await exited
+      clearTimeout(hard)
+    }
+    // Whatever wrangler left behind in its group.
+    signalGroup('SIGKILL')
   }
   const url = `http://127.0.0.1:${port}`
   try {
@@ -573,10 +589,11 @@ export async function startWranglerDev(options: {
       if (up) break
       await new Promise((r) => setTimeout(r, 500))
     }
-    const workerd = descendants(child.pid ?? 0).filter((p) => p.comm === 'workerd')
-    if (workerd.length !== 1)
-      throw new Error(`expected one workerd under wrangler dev, found ${workerd.length}`)
-    return { url, process: child, workerdPid: (workerd[0] as { pid: number }).pid, stop }
+    const workerdPids = descendants(group)
+      .filter((p) => p.comm === 'workerd')
+      .map((p) => p.pid)
+    if (workerdPids.length === 0) throw new Error('no workerd process under wrangler dev')
+    return { url, process: child, workerdPids, stop }
   } catch (e) {
     await stop()
     throw e

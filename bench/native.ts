@@ -280,9 +280,9 @@ try {
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? running : [...running].reverse()
     for (const r of order) {
-      const pid = r.dev.workerdPid
+      const cpu = () => r.dev.workerdPids.reduce((n, pid) => n + cpuUs(pid), 0)
       const proxy = r.variant.transport === 'native' ? kafkaProxy : sinkProxy
-      const before = { cpu: cpuUs(pid), connections: proxy.connections(), landed: await landed(r) }
+      const before = { cpu: cpu(), connections: proxy.connections(), landed: await landed(r) }
       const t0 = performance.now()
       const run = await load(r.dev.url, BODY, auth, SECONDS, CONNECTIONS)
       const jobs = run.accepted * JOBS_PER_REQUEST
@@ -299,7 +299,7 @@ try {
         p50: run.p50,
         p99: run.p99,
         jobsPerSecond: jobs / SECONDS,
-        cpuUsPerRequest: (cpuUs(pid) - before.cpu) / run.requests,
+        cpuUsPerRequest: (cpu() - before.cpu) / run.requests,
         connections,
         connectionsPer1000Jobs: (connections * 1000) / jobs,
         landed: now - before.landed,
@@ -316,31 +316,32 @@ try {
   const verdicts = new Map<string, { expected: number; unique: number; duplicates: number }>()
   for (const r of running) {
     await drain(r, r.expected)
-    let ids: string[]
     if (r.variant.transport === 'native' && kafka) {
       const records = await readTopic(kafka.bootstrap, r.topic)
-      ids = records.map(
+      const ids = records.map(
         (rec) => rec.headers.find(([k]) => k === 'weave-job-id')?.[1].toString('utf8') ?? '',
       )
+      const unique = new Set(ids).size
+      verdicts.set(r.variant.id, { expected: r.expected, unique, duplicates: ids.length - unique })
     } else {
-      const { messages } = (await (
-        await fetch(`${sink.url}/__sink/messages?topic=${r.topic}`)
-      ).json()) as { messages: { headers: { key: string; value: string }[] }[] }
-      ids = messages.map((m) => m.headers.find((h) => h.key === 'weave-job-id')?.value ?? '')
+      // Kafka REST v2 has no record headers, so no job ids to tell a duplicate by: a count.
+      verdicts.set(r.variant.id, {
+        expected: r.expected,
+        unique: await landed(r),
+        duplicates: Number.NaN,
+      })
     }
-    const unique = new Set(ids).size
-    verdicts.set(r.variant.id, { expected: r.expected, unique, duplicates: ids.length - unique })
   }
 
   const med = (r: Running, f: (run: NativeRun) => number) => median(r.runs.map(f))
   const rows = [
-    '| Variant | Jobs/s | p50 / p99 ms | CPU µs/req | Connections per 1,000 jobs | Jobs accepted | Missing | Duplicates | Failed requests |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| Variant | Jobs/s | p50 / p99 ms | CPU µs/req | Connections per 1,000 jobs | Jobs accepted | Jobs landed | Missing | Duplicates | Failed requests |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ]
   for (const r of running) {
     const v = verdicts.get(r.variant.id)
     rows.push(
-      `| ${r.variant.id} | ${med(r, (x) => x.jobsPerSecond).toFixed(0)} | ${med(r, (x) => x.p50)} / ${med(r, (x) => x.p99)} | ${med(r, (x) => x.cpuUsPerRequest).toFixed(0)} | ${med(r, (x) => x.connectionsPer1000Jobs).toFixed(1)} | ${v?.expected} | ${Math.max(0, (v?.expected ?? 0) - (v?.unique ?? 0))} | ${v?.duplicates} | ${r.runs.reduce((n, x) => n + x.failed, 0)} |`,
+      `| ${r.variant.id} | ${med(r, (x) => x.jobsPerSecond).toFixed(0)} | ${med(r, (x) => x.p50)} / ${med(r, (x) => x.p99)} | ${med(r, (x) => x.cpuUsPerRequest).toFixed(0)} | ${med(r, (x) => x.connectionsPer1000Jobs).toFixed(1)} | ${v?.expected} | ${v?.unique} | ${Math.max(0, (v?.expected ?? 0) - (v?.unique ?? 0))} | ${Number.isNaN(v?.duplicates) ? '–' : v?.duplicates} | ${r.runs.reduce((n, x) => n + x.failed, 0)} |`,
     )
   }
   const ratioRows = [
