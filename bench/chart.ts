@@ -157,8 +157,8 @@ export async function renderNativeSvg(results: NativeResults): Promise<string> {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: {
       anchor: 'start',
-      text: 'Native Kafka (kafkajs, real broker) against Kafka REST (kafka-rest-v2, sink), wrangler dev',
-      subtitle: `bars: median of ${results.rounds} rounds × ${results.seconds} s at ${results.connections} connections, dots: rounds; small body; proxies add ${results.rttMs} ms RTT; ${results.date.slice(0, 10)}`,
+      text: 'Native Kafka (kafkajs, real broker) against Kafka REST (kafka-rest-v2, sink)',
+      subtitle: `wrangler dev, and workerd-*: plain workerd; bars: median of ${results.rounds} rounds × ${results.seconds} s at ${results.connections} connections, dots: rounds; small body; proxies add ${results.rttMs} ms RTT; ${results.date.slice(0, 10)}`,
     },
     background: 'white',
     data: { values: results.runs },

@@ -4,9 +4,11 @@
  * kafka-rest-v2 dialect, Strimzi's bridge's) into the local sink, each in both delivery modes, all
  * in one run and side by side. Then the start-up cost of kafkajs in the bundle.
  *
- * Every variant is a `wrangler dev` of the worker (the queue mode needs Cloudflare Queues, which
- * self-hosted workerd lacks, so the direct mode runs under `wrangler dev` too: one runtime for all
- * four). Each gets its own topic. The broker and the sink each sit behind a counting TCP proxy
+ * The four are each a `wrangler dev` of the worker (the queue mode needs Cloudflare Queues, which
+ * self-hosted workerd lacks, so the direct mode runs under `wrangler dev` too: one runtime for the
+ * four); the direct pair also runs as the production bundle under plain workerd (self-hosted
+ * mode), where the worker's own cost is not buried under the dev runtime's. Ratios pair variants
+ * of one runtime and delivery mode only. Each variant gets its own topic. The broker and the sink each sit behind a counting TCP proxy
  * (bench/lib.ts startCountingProxy) that the worker connects to: the broker advertises the proxy's
  * port for the listener the worker uses (scripts/lib/kafka.ts `proxiedListener`), so kafkajs's
  * second connection, to the broker named in the metadata, goes through it too.
@@ -34,6 +36,8 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 import { Consumer } from '@platformatic/kafka'
 import { KafkaSetupError, type RunningKafka, readTopic, startKafka } from '../scripts/lib/kafka.ts'
+import { hashKey } from '../scripts/lib/keys.ts'
+import { buildBundle, readWorkerSettings, serve } from '../scripts/lib/selfhosted.ts'
 import { type NativeResults, type NativeRun, renderNativeSvg } from './chart.ts'
 import {
   type Bench,
@@ -41,11 +45,11 @@ import {
   type CountingProxy,
   cpuUs,
   expectAccepted,
+  freePort,
   load,
   median,
   positiveSetting,
   putWranglerDevKey,
-  type RunningWranglerDev,
   requestBody,
   startCountingProxy,
   startSinkProcess,
@@ -55,6 +59,8 @@ import {
 /** One way of running the worker; `config` edits its wrangler.toml (the bench's copy). */
 type Variant = {
   id: string
+  /** `wrangler dev` (Queues, and what wrangler.toml binds) or plain workerd (self-hosted mode). */
+  runtime: 'wrangler-dev' | 'workerd'
   transport: 'native' | 'rest'
   mode: 'direct' | 'queue'
   config?: (toml: string) => string
@@ -67,10 +73,14 @@ type Variant = {
  *   { id: 'native-direct-per-request', transport: 'native', mode: 'direct', config: withoutBinding('KAFKA_PRODUCERS') },
  */
 const VARIANTS: Variant[] = [
-  { id: 'native-direct', transport: 'native', mode: 'direct' },
-  { id: 'rest-direct', transport: 'rest', mode: 'direct' },
-  { id: 'native-queue', transport: 'native', mode: 'queue' },
-  { id: 'rest-queue', transport: 'rest', mode: 'queue' },
+  { id: 'native-direct', runtime: 'wrangler-dev', transport: 'native', mode: 'direct' },
+  { id: 'rest-direct', runtime: 'wrangler-dev', transport: 'rest', mode: 'direct' },
+  { id: 'native-queue', runtime: 'wrangler-dev', transport: 'native', mode: 'queue' },
+  { id: 'rest-queue', runtime: 'wrangler-dev', transport: 'rest', mode: 'queue' },
+  // Direct delivery needs no Queues: the same pair in the production runtime alone, where the
+  // worker's own CPU is not buried under the dev runtime's.
+  { id: 'workerd-native-direct', runtime: 'workerd', transport: 'native', mode: 'direct' },
+  { id: 'workerd-rest-direct', runtime: 'workerd', transport: 'rest', mode: 'direct' },
 ]
 
 /**
@@ -121,7 +131,7 @@ const watchdog = boundBench('bench:native', budgetMs, () => bench)
 type Running = {
   variant: Variant
   topic: string
-  dev: RunningWranglerDev
+  dev: { url: string; cpuUs(): number; stop(): Promise<unknown> }
   /** Accepted jobs so far (every 2xx, warm-up included). */
   expected: number
   runs: NativeRun[]
@@ -197,13 +207,61 @@ try {
   const auth = `Basic ${Buffer.from(`api:${apiKey}`).toString('base64')}`
   const template = readFileSync('wrangler.toml', 'utf8').replace(/^\[\[ratelimits\]\][^[]*/m, '')
 
-  console.log(`starting ${variants.length} wrangler dev instances…`)
+  const bundle = variants.some((v) => v.runtime === 'workerd')
+    ? buildBundle({ outDir: join(OUT, 'bundle') })
+    : undefined
+  const keysFile = join(OUT, 'api-keys.json')
+  const record = { wb_user_id: 'bench-user', projects: [`${PROJECT.split('/')[0]}/*`] }
+  writeFileSync(keysFile, JSON.stringify({ [hashKey(apiKey)]: record }))
+
+  console.log(`starting ${variants.map((v) => `${v.id} (${v.runtime})`).join(', ')}…`)
   const running = await Promise.all(
     variants.map(async (variant): Promise<Running> => {
       const dir = resolve(OUT, variant.id)
       mkdirSync(dir, { recursive: true })
       const topic = `bench.${variant.id}`
       if (variant.transport === 'native') await kafka?.createTopic(topic, kafka.partitions)
+      const transport =
+        variant.transport === 'native'
+          ? {
+              KAFKA_TRANSPORT: 'native',
+              KAFKA_BROKERS: `127.0.0.1:${kafkaProxy.port}`,
+              KAFKA_TLS: 'false',
+              KAFKA_SASL_MECHANISM: '',
+            }
+          : {
+              KAFKA_TRANSPORT: 'rest',
+              KAFKA_REST_DIALECT: 'kafka-rest-v2',
+              KAFKA_REST_URL: `http://127.0.0.1:${sinkProxy.port}`,
+            }
+      if (variant.runtime === 'workerd' && bundle) {
+        const served = await serve({
+          bundle,
+          settings: readWorkerSettings('wrangler.toml'),
+          stateDir: dir,
+          host: '127.0.0.1',
+          port: await freePort(),
+          apiKeysFile: keysFile,
+          env: {
+            ...process.env,
+            ...transport,
+            UPSTASH_KAFKA_REST_URL: sink.url,
+            UPSTASH_KAFKA_REST_USERNAME: 'dev',
+            UPSTASH_KAFKA_REST_PASSWORD: 'dev-password',
+            KAFKA_REST_USERNAME: 'dev',
+            KAFKA_REST_PASSWORD: 'dev-password',
+            KAFKA_USERNAME: 'unused',
+            KAFKA_PASSWORD: 'unused',
+            KAFKA_TOPIC: topic,
+            DELIVERY_MODE: variant.mode,
+          },
+          stdio: 'ignore',
+        })
+        stoppers.push(() => served.stop())
+        const pid = served.process.pid
+        const dev = { url: served.url, cpuUs: () => cpuUs(pid), stop: served.stop }
+        return { variant, topic, dev, expected: 0, runs: [] }
+      }
       putWranglerDevKey(dir, apiKey, [`${PROJECT.split('/')[0]}/*`])
       const envFile = join(dir, '.dev.vars')
       writeFileSync(
@@ -224,20 +282,7 @@ try {
         (_, main: string) => `main = "${relative(dir, resolve(main))}"`,
       )
       writeFileSync(config, variant.config ? variant.config(toml) : toml)
-      const transport =
-        variant.transport === 'native'
-          ? {
-              KAFKA_TRANSPORT: 'native',
-              KAFKA_BROKERS: `127.0.0.1:${kafkaProxy.port}`,
-              KAFKA_TLS: 'false',
-              KAFKA_SASL_MECHANISM: '',
-            }
-          : {
-              KAFKA_TRANSPORT: 'rest',
-              KAFKA_REST_DIALECT: 'kafka-rest-v2',
-              KAFKA_REST_URL: `http://127.0.0.1:${sinkProxy.port}`,
-            }
-      const dev = await startWranglerDev({
+      const wrangler = await startWranglerDev({
         config,
         persistTo: dir,
         envFile,
@@ -250,7 +295,12 @@ try {
           QUEUE_RETRY_MAX_SECONDS: '5',
         },
       })
-      stoppers.push(() => dev.stop())
+      stoppers.push(() => wrangler.stop())
+      const dev = {
+        url: wrangler.url,
+        cpuUs: () => wrangler.workerdPids.reduce((n, pid) => n + cpuUs(pid), 0),
+        stop: wrangler.stop,
+      }
       return { variant, topic, dev, expected: 0, runs: [] }
     }),
   )
@@ -280,7 +330,7 @@ try {
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? running : [...running].reverse()
     for (const r of order) {
-      const cpu = () => r.dev.workerdPids.reduce((n, pid) => n + cpuUs(pid), 0)
+      const cpu = () => r.dev.cpuUs()
       const proxy = r.variant.transport === 'native' ? kafkaProxy : sinkProxy
       const before = { cpu: cpu(), connections: proxy.connections(), landed: await landed(r) }
       const t0 = performance.now()
@@ -345,17 +395,20 @@ try {
     )
   }
   const ratioRows = [
-    '| Delivery mode | Jobs/s native/REST | p50 native/REST | p99 native/REST | CPU native/REST |',
+    '| Delivery mode, runtime | Jobs/s native/REST | p50 native/REST | p99 native/REST | CPU native/REST |',
     '| --- | ---: | ---: | ---: | ---: |',
   ]
   const pairRatio = (a: Running, b: Running, f: (run: NativeRun) => number) =>
     `${median(a.runs.map((x, i) => f(x) / f(b.runs[i] as NativeRun))).toFixed(2)}x`
-  for (const mode of ['direct', 'queue'] as const) {
-    const native = running.find((r) => r.variant.id === `native-${mode}`)
-    const rest = running.find((r) => r.variant.id === `rest-${mode}`)
-    if (!native || !rest) continue
+  for (const native of running.filter((r) => r.variant.transport === 'native')) {
+    const { runtime, mode } = native.variant
+    const rest = running.find(
+      (r) =>
+        r.variant.transport === 'rest' && r.variant.runtime === runtime && r.variant.mode === mode,
+    )
+    if (!rest) continue
     ratioRows.push(
-      `| ${mode} | ${pairRatio(native, rest, (x) => x.jobsPerSecond)} | ${pairRatio(native, rest, (x) => x.p50)} | ${pairRatio(native, rest, (x) => x.p99)} | ${pairRatio(native, rest, (x) => x.cpuUsPerRequest)} |`,
+      `| ${mode}, ${runtime} (${native.variant.id}) | ${pairRatio(native, rest, (x) => x.jobsPerSecond)} | ${pairRatio(native, rest, (x) => x.p50)} | ${pairRatio(native, rest, (x) => x.p99)} | ${pairRatio(native, rest, (x) => x.cpuUsPerRequest)} |`,
     )
   }
   console.log(`\n${rows.join('\n')}\n\n${ratioRows.join('\n')}\n`)
