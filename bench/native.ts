@@ -8,15 +8,16 @@
  * self-hosted workerd lacks, so the direct mode runs under `wrangler dev` too: one runtime for the
  * four); the direct pair also runs as the production bundle under plain workerd (self-hosted
  * mode), where the worker's own cost is not buried under the dev runtime's. Ratios pair variants
- * of one runtime and delivery mode only. Each variant gets its own topic. The broker and the sink each sit behind a counting TCP proxy
- * (bench/lib.ts startCountingProxy) that the worker connects to: the broker advertises the proxy's
+ * of one runtime and delivery mode only. Each variant gets its own topic. The broker and the sink
+ * each sit behind a counting TCP proxy (bench/lib.ts startCountingProxy) that the worker
+ * connects to: the broker advertises the proxy's
  * port for the listener the worker uses (scripts/lib/kafka.ts `proxiedListener`), so kafkajs's
  * second connection, to the broker named in the metadata, goes through it too.
  *
  * Per round every variant gets one fixed-length autocannon run with the small body (10 call ids,
  * one job per request); the order reverses every round. A run's window lasts until every job it
  * had accepted has landed (read from the broker's high watermarks or the sink's counters, at most
- * 30 s): CPU per request (of the variant's workerd process) and connections opened per 1,000 jobs
+ * 30 s): CPU per request (of the variant's workerd processes) and connections opened per 1,000 jobs
  * cover the queue consumer's work too. At the end every topic is read back in full: jobs missing
  * and duplicated (by weave-job-id). Printed: per-variant medians and the median per-round ratios
  * native/REST per delivery mode; bench/out/native.json keeps every run and
@@ -107,6 +108,9 @@ const CONNECTIONS = positiveSetting('BENCH_CONNECTIONS', 8)
 const RTT_MS = Number(process.env.BENCH_RTT_MS ?? 0)
 if (!Number.isFinite(RTT_MS) || RTT_MS < 0) throw new Error('BENCH_RTT_MS must be >= 0')
 const STARTUP_RUNS = Number(process.env.BENCH_STARTUP_RUNS ?? 5)
+if (!Number.isInteger(STARTUP_RUNS) || STARTUP_RUNS < 0) {
+  throw new Error('BENCH_STARTUP_RUNS must be an integer >= 0')
+}
 const DRAIN_SECONDS = 30
 const wanted = (process.env.BENCH_VARIANTS ?? VARIANTS.map((v) => v.id).join(',')).split(',')
 const variants = VARIANTS.filter((v) => wanted.includes(v.id))
