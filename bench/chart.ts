@@ -87,6 +87,90 @@ export async function renderSweepSvg(results: SweepResults): Promise<string> {
   return `${svg}\n`
 }
 
+/** One run of `npm run bench:native`: one variant, one round. */
+export type NativeRun = {
+  variant: string
+  round: number
+  requests: number
+  accepted: number
+  failed: number
+  p50: number
+  p99: number
+  jobsPerSecond: number
+  cpuUsPerRequest: number
+  connections: number
+  connectionsPer1000Jobs: number
+  landed: number
+  windowSeconds: number
+}
+
+/** What bench/native.ts writes to bench/out/native.json. */
+export type NativeResults = {
+  date: string
+  rounds: number
+  seconds: number
+  connections: number
+  rttMs: number
+  runs: NativeRun[]
+  verdicts: Record<string, { expected: number; unique: number; duplicates: number }>
+  startup?: unknown
+}
+
+const NATIVE_FIGURES = [
+  { field: 'cpuUsPerRequest', title: 'CPU µs per request (workerd)' },
+  { field: 'p50', title: 'p50 latency, ms' },
+  { field: 'jobsPerSecond', title: 'jobs per second' },
+  { field: 'connectionsPer1000Jobs', title: 'connections per 1,000 jobs' },
+] as const
+
+/** The SVG text of bench:native's chart: per figure, each variant's median bar and its rounds. */
+export async function renderNativeSvg(results: NativeResults): Promise<string> {
+  const variants = [...new Set(results.runs.map((r) => r.variant))]
+  const panel = (figure: (typeof NATIVE_FIGURES)[number]) => ({
+    width: 150,
+    height: 220,
+    title: figure.title,
+    encoding: {
+      x: {
+        field: 'variant',
+        type: 'nominal',
+        sort: variants,
+        title: null,
+        axis: { labelAngle: -40 },
+      },
+    },
+    layer: [
+      {
+        mark: { type: 'bar', opacity: 0.8 },
+        encoding: {
+          y: { aggregate: 'median', field: figure.field, type: 'quantitative', title: null },
+          color: { field: 'variant', type: 'nominal', sort: variants, legend: null },
+        },
+      },
+      {
+        mark: { type: 'point', filled: true, color: 'black', size: 18 },
+        encoding: { y: { field: figure.field, type: 'quantitative' } },
+      },
+    ],
+  })
+  const spec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: {
+      anchor: 'start',
+      text: 'Native Kafka (kafkajs, real broker) against Kafka REST (kafka-rest-v2, sink)',
+      subtitle: `wrangler dev, and workerd-*: plain workerd; bars: median of ${results.rounds} rounds × ${results.seconds} s at ${results.connections} connections, dots: rounds; small body; proxies add ${results.rttMs} ms RTT; ${results.date.slice(0, 10)}`,
+    },
+    background: 'white',
+    data: { values: results.runs },
+    hconcat: NATIVE_FIGURES.map(panel),
+    config: { font: 'sans-serif' },
+  } as vl.TopLevelSpec
+  const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' })
+  const svg = await view.toSVG()
+  view.finalize()
+  return `${svg}\n`
+}
+
 if (import.meta.main) {
   const input = process.argv[2] ?? 'bench/out/sweep.json'
   const output = process.argv[3] ?? 'docs/performance-sweep.svg'

@@ -2,10 +2,10 @@
  * What `npm run bench` and `npm run bench:profile` share: the request bodies, the set-up (sink,
  * production bundles under workerd, an API key) and the load generator. Loopback only.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { connect, createServer, type Socket } from 'node:net'
 import { join, resolve } from 'node:path'
 import autocannon from 'autocannon'
 import { hashKey } from '../scripts/lib/keys.ts'
@@ -90,7 +90,7 @@ export function freePort(): Promise<number> {
 }
 
 /** The sink in its own process (dev/sink/cli.ts runs startSink), so it does not share our CPU. */
-function startSinkProcess(): Promise<{ url: string; child: ChildProcess }> {
+export function startSinkProcess(): Promise<{ url: string; child: ChildProcess }> {
   const child = spawn(process.execPath, ['dev/sink/cli.ts', '--port', '0'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   })
@@ -117,10 +117,13 @@ export type Run = {
   non2xx: number
   errors: number
   cpuUsPerRequest: number
+  /** Requests sent, and of those answered 2xx. */
+  requests: number
+  accepted: number
 }
 
 /** CPU time (user + system) a process has used so far, in µs, from /proc (Linux). */
-function cpuUs(pid: number | undefined): number {
+export function cpuUs(pid: number | undefined): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
@@ -163,6 +166,8 @@ export function load(
           p99: result.latency.p99,
           non2xx: result.non2xx,
           errors: result.errors,
+          requests: result.requests.total,
+          accepted: result['2xx'],
         })
       },
     )
@@ -369,4 +374,228 @@ export function boundBench(
     process.stderr.write(`${name}: still running after ${budgetMs / 1000} s, stopping\n`)
     stop(1)
   }, budgetMs)
+}
+
+/** A counting TCP proxy on loopback (bench/native.ts): see {@link startCountingProxy}. */
+export type CountingProxy = {
+  port: number
+  /** Connections accepted so far. */
+  connections(): number
+  /** Where it forwards to from now on (`host:port`), for a target that starts after the proxy. */
+  setTarget(target: string): void
+  close(): Promise<void>
+}
+
+/**
+ * A TCP proxy that counts the connections it accepts and pipes each to `target` (`host:port`,
+ * settable later). With `rttMs` > 0 it imitates a peer that far away: the upstream connection
+ * opens `rttMs` after accepting (the TCP handshake's round trip, which loopback hides), and every
+ * chunk is passed on `rttMs / 2` later in each direction, in order.
+ */
+export function startCountingProxy(
+  options: { target?: string; rttMs?: number } = {},
+): Promise<CountingProxy> {
+  let target = options.target
+  const rttMs = options.rttMs ?? 0
+  let accepted = 0
+  const sockets = new Set<Socket>()
+  const relay = (from: Socket, to: Socket) => {
+    from.on('data', (chunk: Buffer) => {
+      if (rttMs > 0) setTimeout(() => to.destroyed || to.write(chunk), rttMs / 2)
+      else to.write(chunk)
+    })
+    from.on('end', () => setTimeout(() => to.end(), rttMs / 2))
+  }
+  const server = createServer({ noDelay: true }, (client) => {
+    accepted++
+    sockets.add(client)
+    client.pause()
+    const open = () => {
+      const [host, port] = (target ?? '').split(':')
+      const upstream = connect({ host: host ?? '127.0.0.1', port: Number(port), noDelay: true })
+      sockets.add(upstream)
+      const drop = () => {
+        client.destroy()
+        upstream.destroy()
+        sockets.delete(client)
+        sockets.delete(upstream)
+      }
+      upstream.once('connect', () => client.resume())
+      upstream.on('error', drop).on('close', drop)
+      client.on('error', drop).on('close', drop)
+      relay(client, upstream)
+      relay(upstream, client)
+    }
+    if (rttMs > 0) setTimeout(open, rttMs)
+    else open()
+  })
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      resolve({
+        port: typeof address === 'object' && address ? address.port : 0,
+        connections: () => accepted,
+        setTarget: (t) => {
+          target = t
+        },
+        close: () =>
+          new Promise<void>((done) => {
+            for (const socket of sockets) socket.destroy()
+            server.close(() => done())
+          }),
+      })
+    })
+  })
+}
+
+/** The pids of a process's descendants (children, grandchildren, …), from /proc (Linux). */
+export function descendants(pid: number): { pid: number; comm: string }[] {
+  const parents = new Map<number, { ppid: number; comm: string }>()
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      parents.set(Number(entry), { ppid, comm })
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: { pid: number; comm: string }[] = []
+  const walk = (parent: number) => {
+    for (const [child, { ppid, comm }] of parents) {
+      if (ppid !== parent) continue
+      out.push({ pid: child, comm })
+      walk(child)
+    }
+  }
+  walk(pid)
+  return out
+}
+
+/** A `wrangler dev` the bench started: its URL, the workerd processes under it, `stop`. */
+export type RunningWranglerDev = {
+  url: string
+  process: ChildProcess
+  /**
+   * The workerd processes under it: the one serving the worker (its queues included) and
+   * wrangler's own proxy runtime. CPU per request is their sum.
+   */
+  workerdPids: number[]
+  stop(): Promise<void>
+}
+
+const WRANGLER_BIN = 'node_modules/wrangler/bin/wrangler.js'
+
+/**
+ * Stores the bench's API key (hashed) in the local KV state under `persistTo`, as `npm run keys`
+ * does for `wrangler dev`.
+ */
+export function putWranglerDevKey(persistTo: string, apiKey: string, projects: string[]): void {
+  const put = spawnSync(
+    process.execPath,
+    [
+      WRANGLER_BIN,
+      'kv',
+      'key',
+      'put',
+      '--binding',
+      'API_KEYS',
+      '--local',
+      '--persist-to',
+      persistTo,
+      hashKey(apiKey),
+      JSON.stringify({ wb_user_id: 'bench-user', projects }),
+    ],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
+    },
+  )
+  if (put.status !== 0) throw new Error('could not store the API key in local KV')
+}
+
+/**
+ * Starts `wrangler dev` on `config` (queues, local KV under `persistTo`) with `vars` on top of the
+ * config's; resolves once `/health` answers and its workerd process is known.
+ */
+export async function startWranglerDev(options: {
+  config: string
+  persistTo: string
+  envFile: string
+  vars: Record<string, string>
+}): Promise<RunningWranglerDev> {
+  const port = await freePort()
+  const child = spawn(
+    process.execPath,
+    [
+      WRANGLER_BIN,
+      'dev',
+      '--config',
+      options.config,
+      '--port',
+      String(port),
+      '--ip',
+      '127.0.0.1',
+      '--inspector-port',
+      String(await freePort()),
+      '--persist-to',
+      options.persistTo,
+      '--env-file',
+      options.envFile,
+      '--log-level',
+      'error',
+      ...Object.entries(options.vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
+    ],
+    {
+      // Its own process group: stop() ends wrangler and everything under it (workerd, esbuild).
+      detached: true,
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
+    },
+  )
+  const group = child.pid ?? 0
+  const signalGroup = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(-group, signal)
+    } catch {
+      // already gone
+    }
+  }
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((done) => child.once('exit', done))
+      signalGroup('SIGINT')
+      const hard = setTimeout(() => signalGroup('SIGKILL'), 5_000)
+      await exited
+      clearTimeout(hard)
+    }
+    // Whatever wrangler left behind in its group.
+    signalGroup('SIGKILL')
+  }
+  const url = `http://127.0.0.1:${port}`
+  try {
+    for (let i = 0; ; i++) {
+      if (i > 240 || child.exitCode !== null) throw new Error('wrangler dev did not start')
+      const up = await fetch(`${url}/health`).then(
+        async (r) => {
+          await r.arrayBuffer()
+          return r.ok
+        },
+        () => false,
+      )
+      if (up) break
+      await new Promise((r) => setTimeout(r, 500))
+    }
+    const workerdPids = descendants(group)
+      .filter((p) => p.comm === 'workerd')
+      .map((p) => p.pid)
+    if (workerdPids.length === 0) throw new Error('no workerd process under wrangler dev')
+    return { url, process: child, workerdPids, stop }
+  } catch (e) {
+    await stop()
+    throw e
+  }
 }

@@ -37,7 +37,7 @@ const OUT = 'bench/out'
 /** The targets, on the median per-round worker/stack ratios (docs/performance.md). */
 const THROUGHPUT_TARGETS: Record<BodyName, number> = { small: 0.9, large: 0.9, max: 0.85 }
 const CPU_TARGETS: Partial<Record<BodyName, number>> = { max: 1.2 }
-const BUNDLE_LIMIT_KIB = 64
+const BUNDLE_LIMIT_KIB = 256
 
 const ROUNDS = positiveSetting('BENCH_ROUNDS', 5)
 const SECONDS = positiveSetting('BENCH_SECONDS', 5)

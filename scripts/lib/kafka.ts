@@ -47,6 +47,11 @@ export type RunningKafka = {
   bootstrap: string
   /** SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), `host:port`. */
   saslBootstrap: string
+  /**
+   * With {@link KafkaOptions.proxiedListener}: the extra plaintext listener's own `host:port`,
+   * where the proxy in front of it forwards to (clients are told the proxy's port instead).
+   */
+  proxiedBootstrap?: string
   topic: string
   partitions: number
   dataDir: string
@@ -72,6 +77,13 @@ export type KafkaOptions = {
   partitions?: number
   /** Progress lines (downloading, started); silent by default. */
   log?: (line: string) => void
+  /**
+   * An extra plaintext listener (PROXIED) that advertises `127.0.0.1:advertisedPort` in its
+   * metadata instead of its own port: for a proxy on that port in front of it (bench/native.ts
+   * counts connections so). A client that bootstraps through the proxy is sent back to the proxy
+   * for every broker connection; the other listeners, and the clients here, bypass it.
+   */
+  proxiedListener?: { advertisedPort: number }
 }
 
 function requireTool(command: string, args: string[], why: string): string {
@@ -129,18 +141,22 @@ async function freePort(): Promise<number> {
   })
 }
 
-function serverProperties(dataDir: string, ports: { plain: number; sasl: number; ctl: number }) {
+function serverProperties(
+  dataDir: string,
+  ports: { plain: number; sasl: number; ctl: number },
+  proxied?: { port: number; advertisedPort: number },
+) {
   const scram = (m: string) =>
     `listener.name.sasl_plaintext.${m}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;`
   return [
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.bootstrap.servers=127.0.0.1:${ports.ctl}`,
-    `listeners=PLAINTEXT://127.0.0.1:${ports.plain},SASL_PLAINTEXT://127.0.0.1:${ports.sasl},CONTROLLER://127.0.0.1:${ports.ctl}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${ports.plain},SASL_PLAINTEXT://127.0.0.1:${ports.sasl}`,
+    `listeners=PLAINTEXT://127.0.0.1:${ports.plain},SASL_PLAINTEXT://127.0.0.1:${ports.sasl},CONTROLLER://127.0.0.1:${ports.ctl}${proxied ? `,PROXIED://127.0.0.1:${proxied.port}` : ''}`,
+    `advertised.listeners=PLAINTEXT://127.0.0.1:${ports.plain},SASL_PLAINTEXT://127.0.0.1:${ports.sasl}${proxied ? `,PROXIED://127.0.0.1:${proxied.advertisedPort}` : ''}`,
     'controller.listener.names=CONTROLLER',
     'inter.broker.listener.name=PLAINTEXT',
-    'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT',
+    `listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT${proxied ? ',PROXIED:PLAINTEXT' : ''}`,
     'sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512',
     `listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${KAFKA_USER.username}="${KAFKA_USER.password}";`,
     scram('scram-sha-256'),
@@ -176,8 +192,11 @@ export async function startKafka(options: KafkaOptions = {}): Promise<RunningKaf
   const dataDir = mkdtempSync(join(tmpdir(), 'weave-kafka-'))
   const logFile = join(dataDir, 'kafka.log')
   const ports = { plain: await freePort(), sasl: await freePort(), ctl: await freePort() }
+  const proxied = options.proxiedListener
+    ? { port: await freePort(), advertisedPort: options.proxiedListener.advertisedPort }
+    : undefined
   const props = join(dataDir, 'server.properties')
-  writeFileSync(props, serverProperties(dataDir, ports))
+  writeFileSync(props, serverProperties(dataDir, ports, proxied))
   const bootstrap = `127.0.0.1:${ports.plain}`
   const jvm = [
     '-Xms128m',
@@ -314,6 +333,7 @@ export async function startKafka(options: KafkaOptions = {}): Promise<RunningKaf
   return {
     bootstrap,
     saslBootstrap: `127.0.0.1:${ports.sasl}`,
+    ...(proxied ? { proxiedBootstrap: `127.0.0.1:${proxied.port}` } : {}),
     topic,
     partitions,
     dataDir,
