@@ -58,7 +58,7 @@ export type RunningKafka = {
   logFile: string
   /** Kills the broker (its data stays), as a crash or an outage would. */
   stopBroker(): Promise<void>
-  /** Starts it again on the same ports and data, resolved once it serves metadata. */
+  /** Starts it again on the same ports and data, resolved once every partition has its leader. */
   startBroker(): Promise<void>
   /** Freezes the broker's process (SIGSTOP): connections stay open and nothing answers, a hung broker. */
   pauseBroker(): void
@@ -242,6 +242,13 @@ export async function startKafka(options: KafkaOptions = {}): Promise<RunningKaf
     timeout: 10_000,
   })
 
+  const everyPartitionLed = async () => {
+    const names = (await admin.listTopics()).filter((n) => !n.startsWith('__'))
+    if (names.length === 0) return true
+    const meta = await admin.metadata({ topics: names, forceUpdate: true })
+    return names.every((n) => meta.topics.get(n)?.partitions.every((p) => p.leader >= 0) ?? false)
+  }
+
   const startBroker = async () => {
     const child = spawn('java', [...jvm, 'kafka.Kafka', props], {
       stdio: ['ignore', 'ignore', 'ignore'],
@@ -260,7 +267,9 @@ export async function startKafka(options: KafkaOptions = {}): Promise<RunningKaf
       }
       try {
         const meta = await admin.metadata({ topics: [], forceUpdate: true })
-        if (meta.brokers.size > 0) return
+        // Serving metadata is not enough after a restart: a produce right then is refused until
+        // every partition it had has its leader again.
+        if (meta.brokers.size > 0 && (await everyPartitionLed())) return
       } catch {
         // not listening yet
       }
