@@ -68,19 +68,32 @@ type Variant = {
 }
 
 /**
- * The variants, in one place. Native direct runs as wrangler.toml configures it (with a
- * `KAFKA_PRODUCERS` Durable Object binding there, through the producer shards). To compare with
- * the per-request connections of a config without that binding, add:
- *   { id: 'native-direct-per-request', transport: 'native', mode: 'direct', config: withoutBinding('KAFKA_PRODUCERS') },
+ * The variants, in one place. Native direct runs as wrangler.toml configures it: through the
+ * `KAFKA_PRODUCERS` producer shards (Durable Objects that stay connected); the `per-request`
+ * variants drop that binding, so each request connects for itself (docs/native-kafka.md).
  */
 const VARIANTS: Variant[] = [
   { id: 'native-direct', runtime: 'wrangler-dev', transport: 'native', mode: 'direct' },
+  {
+    id: 'native-direct-per-request',
+    runtime: 'wrangler-dev',
+    transport: 'native',
+    mode: 'direct',
+    config: withoutBinding('KAFKA_PRODUCERS'),
+  },
   { id: 'rest-direct', runtime: 'wrangler-dev', transport: 'rest', mode: 'direct' },
   { id: 'native-queue', runtime: 'wrangler-dev', transport: 'native', mode: 'queue' },
   { id: 'rest-queue', runtime: 'wrangler-dev', transport: 'rest', mode: 'queue' },
-  // Direct delivery needs no Queues: the same pair in the production runtime alone, where the
-  // worker's own CPU is not buried under the dev runtime's.
+  // Direct delivery needs no Queues: the same variants in the production runtime alone, where
+  // the worker's own CPU is not buried under the dev runtime's.
   { id: 'workerd-native-direct', runtime: 'workerd', transport: 'native', mode: 'direct' },
+  {
+    id: 'workerd-native-direct-per-request',
+    runtime: 'workerd',
+    transport: 'native',
+    mode: 'direct',
+    config: withoutBinding('KAFKA_PRODUCERS'),
+  },
   { id: 'workerd-rest-direct', runtime: 'workerd', transport: 'rest', mode: 'direct' },
 ]
 
@@ -239,9 +252,16 @@ try {
               KAFKA_REST_URL: `http://127.0.0.1:${sinkProxy.port}`,
             }
       if (variant.runtime === 'workerd' && bundle) {
+        // The variant's config edit applies here too: self-hosted mode serves what it binds.
+        const edited = join(dir, 'wrangler.toml')
+        const toml = template.replace(
+          /^main = "(.*)"$/m,
+          (_, main: string) => `main = "${relative(dir, resolve(main))}"`,
+        )
+        writeFileSync(edited, variant.config ? variant.config(toml) : toml)
         const served = await serve({
           bundle,
-          settings: readWorkerSettings('wrangler.toml'),
+          settings: readWorkerSettings(edited),
           stateDir: dir,
           host: '127.0.0.1',
           port: await freePort(),
@@ -415,7 +435,18 @@ try {
       `| ${mode}, ${runtime} (${native.variant.id}) | ${pairRatio(native, rest, (x) => x.jobsPerSecond)} | ${pairRatio(native, rest, (x) => x.p50)} | ${pairRatio(native, rest, (x) => x.p99)} | ${pairRatio(native, rest, (x) => x.cpuUsPerRequest)} |`,
     )
   }
-  console.log(`\n${rows.join('\n')}\n\n${ratioRows.join('\n')}\n`)
+  const shardRows = [
+    '| Runtime | Jobs/s shards/per request | p50 shards/per request | p99 shards/per request | CPU shards/per request |',
+    '| --- | ---: | ---: | ---: | ---: |',
+  ]
+  for (const perRequest of running.filter((r) => r.variant.id.endsWith('-per-request'))) {
+    const shards = running.find((r) => `${r.variant.id}-per-request` === perRequest.variant.id)
+    if (!shards) continue
+    shardRows.push(
+      `| ${shards.variant.runtime} (${shards.variant.id}) | ${pairRatio(shards, perRequest, (x) => x.jobsPerSecond)} | ${pairRatio(shards, perRequest, (x) => x.p50)} | ${pairRatio(shards, perRequest, (x) => x.p99)} | ${pairRatio(shards, perRequest, (x) => x.cpuUsPerRequest)} |`,
+    )
+  }
+  console.log(`\n${rows.join('\n')}\n\n${ratioRows.join('\n')}\n\n${shardRows.join('\n')}\n`)
 
   // Done with the load: stop everything before profiling start-up on the quiet machine.
   await bench.stop()
