@@ -2,7 +2,7 @@
  * What `npm run bench` and `npm run bench:profile` share: the request bodies, the set-up (sink,
  * production bundles under workerd, an API key) and the load generator. Loopback only.
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect, createServer, type Socket } from 'node:net'
@@ -488,34 +488,6 @@ export type RunningWranglerDev = {
 }
 
 const WRANGLER_BIN = 'node_modules/wrangler/bin/wrangler.js'
-
-/**
- * Stores the bench's API key (hashed) in the local KV state under `persistTo`, as `npm run keys`
- * does for `wrangler dev`.
- */
-export function putWranglerDevKey(persistTo: string, apiKey: string, projects: string[]): void {
-  const put = spawnSync(
-    process.execPath,
-    [
-      WRANGLER_BIN,
-      'kv',
-      'key',
-      'put',
-      '--binding',
-      'API_KEYS',
-      '--local',
-      '--persist-to',
-      persistTo,
-      hashKey(apiKey),
-      JSON.stringify({ wb_user_id: 'bench-user', projects }),
-    ],
-    {
-      stdio: ['ignore', 'ignore', 'inherit'],
-      env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
-    },
-  )
-  if (put.status !== 0) throw new Error('could not store the API key in local KV')
-}
 
 /**
  * Starts `wrangler dev` on `config` (queues, local KV under `persistTo`) with `vars` on top of the

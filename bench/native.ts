@@ -37,7 +37,8 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 import { Consumer } from '@platformatic/kafka'
 import { KafkaSetupError, type RunningKafka, readTopic, startKafka } from '../scripts/lib/kafka.ts'
-import { hashKey } from '../scripts/lib/keys.ts'
+import { hashKey, putKeyRecord } from '../scripts/lib/keys.ts'
+import { writeLocalDevVars } from '../scripts/lib/kv.ts'
 import { buildBundle, readWorkerSettings, serve } from '../scripts/lib/selfhosted.ts'
 import { type NativeResults, type NativeRun, renderNativeSvg } from './chart.ts'
 import {
@@ -50,7 +51,6 @@ import {
   load,
   median,
   positiveSetting,
-  putWranglerDevKey,
   requestBody,
   startCountingProxy,
   startSinkProcess,
@@ -251,17 +251,17 @@ try {
               KAFKA_REST_DIALECT: 'kafka-rest-v2',
               KAFKA_REST_URL: `http://127.0.0.1:${sinkProxy.port}`,
             }
+      // The variant's copy of the config, for either runtime: self-hosted mode serves what it binds.
+      const config = join(dir, 'wrangler.toml')
+      const toml = template.replace(
+        /^main = "(.*)"$/m,
+        (_, main: string) => `main = "${relative(dir, resolve(main))}"`,
+      )
+      writeFileSync(config, variant.config ? variant.config(toml) : toml)
       if (variant.runtime === 'workerd' && bundle) {
-        // The variant's config edit applies here too: self-hosted mode serves what it binds.
-        const edited = join(dir, 'wrangler.toml')
-        const toml = template.replace(
-          /^main = "(.*)"$/m,
-          (_, main: string) => `main = "${relative(dir, resolve(main))}"`,
-        )
-        writeFileSync(edited, variant.config ? variant.config(toml) : toml)
         const served = await serve({
           bundle,
-          settings: readWorkerSettings(edited),
+          settings: readWorkerSettings(config),
           stateDir: dir,
           host: '127.0.0.1',
           port: await freePort(),
@@ -286,26 +286,9 @@ try {
         const dev = { url: served.url, cpuUs: () => cpuUs(pid), stop: served.stop }
         return { variant, topic, dev, expected: 0, runs: [] }
       }
-      putWranglerDevKey(dir, apiKey, [`${PROJECT.split('/')[0]}/*`])
+      putKeyRecord({ local: true, persistTo: dir }, hashKey(apiKey), record)
       const envFile = join(dir, '.dev.vars')
-      writeFileSync(
-        envFile,
-        [
-          'UPSTASH_KAFKA_REST_USERNAME=dev',
-          'UPSTASH_KAFKA_REST_PASSWORD=dev-password',
-          'KAFKA_REST_USERNAME=dev',
-          'KAFKA_REST_PASSWORD=dev-password',
-          'KAFKA_USERNAME=unused',
-          'KAFKA_PASSWORD=unused',
-          '',
-        ].join('\n'),
-      )
-      const config = join(dir, 'wrangler.toml')
-      const toml = template.replace(
-        /^main = "(.*)"$/m,
-        (_, main: string) => `main = "${relative(dir, resolve(main))}"`,
-      )
-      writeFileSync(config, variant.config ? variant.config(toml) : toml)
+      writeLocalDevVars(envFile)
       const wrangler = await startWranglerDev({
         config,
         persistTo: dir,

@@ -23,7 +23,7 @@
  * (from the worker's log lines), answer times and the time until the last job was on Kafka.
  * Options (env): SCALE_REQUESTS, SCALE_CONCURRENCY, SCALE_DRAIN_SECONDS, SCALE_MODES as above.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -31,7 +31,8 @@ import { join } from 'node:path'
 import { startSink } from '../dev/sink/sink.ts'
 import type { Fault, StoredMessage } from '../dev/sink/types.ts'
 import { KafkaSetupError, type RunningKafka, readTopic, startKafka } from './lib/kafka.ts'
-import { hashKey } from './lib/keys.ts'
+import { hashKey, putKeyRecord } from './lib/keys.ts'
+import { writeLocalDevVars } from './lib/kv.ts'
 
 const SCENARIO = process.argv[2] ?? process.env.LOAD_SCENARIO ?? 'faults'
 if (!['faults', 'scale', 'all', 'kafka'].includes(SCENARIO)) {
@@ -62,37 +63,11 @@ if (SCENARIO === 'kafka') {
 const sink = await startSink({ port: 0, username: 'dev', password: 'dev-password' })
 const state = mkdtempSync(join(tmpdir(), 'calls-score-load-'))
 const apiKey = randomBytes(24).toString('hex')
-const put = spawnSync(
-  'wrangler',
-  [
-    'kv',
-    'key',
-    'put',
-    '--binding',
-    'API_KEYS',
-    '--local',
-    '--persist-to',
-    state,
-    hashKey(apiKey),
-    JSON.stringify({ wb_user_id: 'load-user', projects: [`${PROJECT.split('/')[0]}/*`] }),
-  ],
-  { stdio: ['ignore', 'ignore', 'inherit'] },
-)
-if (put.status !== 0) throw new Error('could not provision the API key')
-writeFileSync(
-  join(state, '.dev.vars'),
-  // Every required secret, so wrangler does not warn; the native transport's are unused here
-  // (the local broker's plaintext listener needs none).
-  [
-    'UPSTASH_KAFKA_REST_USERNAME=dev',
-    'UPSTASH_KAFKA_REST_PASSWORD=dev-password',
-    'KAFKA_REST_USERNAME=dev',
-    'KAFKA_REST_PASSWORD=dev-password',
-    'KAFKA_USERNAME=unused',
-    'KAFKA_PASSWORD=unused',
-    '',
-  ].join('\n'),
-)
+putKeyRecord({ local: true, persistTo: state }, hashKey(apiKey), {
+  wb_user_id: 'load-user',
+  projects: [`${PROJECT.split('/')[0]}/*`],
+})
+writeLocalDevVars(join(state, '.dev.vars'))
 
 // The worker as configured, minus per-key rate limiting: these runs are about delivery, and one
 // key at this rate would otherwise be a 429 test.
