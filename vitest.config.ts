@@ -1,15 +1,11 @@
 import { cloudflareTest } from '@cloudflare/vitest-plugin'
 import { defineConfig } from 'vitest/config'
+import { defaultLocalSecrets } from './scripts/lib/local-secrets.ts'
 
 // Tests run inside workerd with the bindings of wrangler.toml. The Kafka REST sink is a real
 // local HTTP server started by the global setup; its URL becomes the worker's Kafka endpoint.
 // The sink's credentials are the worker's secrets (wrangler reads required secrets from here).
-process.env.UPSTASH_KAFKA_REST_USERNAME ??= 'dev'
-process.env.UPSTASH_KAFKA_REST_PASSWORD ??= 'dev-password'
-process.env.KAFKA_REST_USERNAME ??= 'dev'
-process.env.KAFKA_REST_PASSWORD ??= 'dev-password'
-process.env.KAFKA_USERNAME ??= 'weave'
-process.env.KAFKA_PASSWORD ??= 'weave-secret'
+defaultLocalSecrets()
 
 export default defineConfig({
   plugins: [

@@ -1,14 +1,10 @@
 import { cloudflareTest } from '@cloudflare/vitest-plugin'
 import { defineConfig } from 'vitest/config'
+import { defaultLocalSecrets } from './scripts/lib/local-secrets.ts'
 
 // `npm run test:kafka`: the real-broker suite. Its global setup starts Apache Kafka (Java 17+ and
 // Maven: docs/real-kafka.md); the worker runs inside workerd as in `npm test`.
-process.env.UPSTASH_KAFKA_REST_USERNAME ??= 'dev'
-process.env.UPSTASH_KAFKA_REST_PASSWORD ??= 'dev-password'
-process.env.KAFKA_REST_USERNAME ??= 'dev'
-process.env.KAFKA_REST_PASSWORD ??= 'dev-password'
-process.env.KAFKA_USERNAME ??= 'weave'
-process.env.KAFKA_PASSWORD ??= 'weave-secret'
+defaultLocalSecrets()
 
 export default defineConfig({
   plugins: [

@@ -8,13 +8,13 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { connect, createServer, type Socket } from 'node:net'
 import { join, resolve } from 'node:path'
 import autocannon from 'autocannon'
-import { hashKey } from '../scripts/lib/keys.ts'
 import {
   type Bundle,
   buildBundle,
   type RunningWorkerd,
   readWorkerSettings,
   serve,
+  writeApiKeysFile,
 } from '../scripts/lib/selfhosted.ts'
 
 const OUT = 'bench/out'
@@ -221,8 +221,7 @@ export async function startBench(options: {
   try {
     const apiKey = `bench-${randomBytes(24).toString('hex')}`
     const keysFile = join(OUT, 'api-keys.json')
-    const record = { wb_user_id: 'bench-user', projects: ['bench/*'] }
-    writeFileSync(keysFile, JSON.stringify({ [hashKey(apiKey)]: record }))
+    writeApiKeysFile(keysFile, apiKey, { wb_user_id: 'bench-user', projects: ['bench/*'] })
     // BENCH_ID_FORM=internal: the worker resolves ids through a PROJECT_IDS_FILE (internal-ids.md).
     const projectIdsFile = join(OUT, 'project-ids.json')
     writeFileSync(projectIdsFile, JSON.stringify({ [PROJECT]: 'YmVuY2gvcHJvamVjdA==' }))

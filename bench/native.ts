@@ -38,8 +38,13 @@ import { join, relative, resolve } from 'node:path'
 import { Consumer } from '@platformatic/kafka'
 import { KafkaSetupError, type RunningKafka, readTopic, startKafka } from '../scripts/lib/kafka.ts'
 import { hashKey, putKeyRecord } from '../scripts/lib/keys.ts'
-import { writeLocalDevVars } from '../scripts/lib/kv.ts'
-import { buildBundle, readWorkerSettings, serve } from '../scripts/lib/selfhosted.ts'
+import { writeLocalDevVars } from '../scripts/lib/local-secrets.ts'
+import {
+  buildBundle,
+  readWorkerSettings,
+  serve,
+  writeApiKeysFile,
+} from '../scripts/lib/selfhosted.ts'
 import { type NativeResults, type NativeRun, renderNativeSvg } from './chart.ts'
 import {
   type Bench,
@@ -229,7 +234,7 @@ try {
     : undefined
   const keysFile = join(OUT, 'api-keys.json')
   const record = { wb_user_id: 'bench-user', projects: [`${PROJECT.split('/')[0]}/*`] }
-  writeFileSync(keysFile, JSON.stringify({ [hashKey(apiKey)]: record }))
+  writeApiKeysFile(keysFile, apiKey, record)
 
   console.log(`starting ${variants.map((v) => `${v.id} (${v.runtime})`).join(', ')}…`)
   const running = await Promise.all(

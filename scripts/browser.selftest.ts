@@ -9,8 +9,8 @@
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
-import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer as createHttpServer, type Server } from 'node:http'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -18,6 +18,7 @@ import { join, resolve } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { type BrowserContext, chromium, type Page } from 'playwright-core'
 import { type RunningSink, startSink } from '../dev/sink/sink.ts'
+import { writeApiKeysFile } from './lib/selfhosted.ts'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const TOPIC = 'browser.score_calls'
@@ -171,11 +172,7 @@ describe('a browser page calling the worker', {
     allowed = await servePage()
     disallowed = await servePage()
     const keysFile = join(dir, 'api-keys.json')
-    const hash = createHash('sha256').update(apiKey).digest('hex')
-    writeFileSync(
-      keysFile,
-      JSON.stringify({ [hash]: { wb_user_id: 'VXNlcjox', projects: ['acme/*'] } }),
-    )
+    writeApiKeysFile(keysFile, apiKey, { wb_user_id: 'VXNlcjox', projects: ['acme/*'] })
     const port = await freePort()
     workerUrl = `http://127.0.0.1:${port}`
     worker = spawn(process.execPath, ['scripts/start.ts'], {

@@ -32,7 +32,7 @@ import { startSink } from '../dev/sink/sink.ts'
 import type { Fault, StoredMessage } from '../dev/sink/types.ts'
 import { KafkaSetupError, type RunningKafka, readTopic, startKafka } from './lib/kafka.ts'
 import { hashKey, putKeyRecord } from './lib/keys.ts'
-import { writeLocalDevVars } from './lib/kv.ts'
+import { writeLocalDevVars } from './lib/local-secrets.ts'
 
 const SCENARIO = process.argv[2] ?? process.env.LOAD_SCENARIO ?? 'faults'
 if (!['faults', 'scale', 'all', 'kafka'].includes(SCENARIO)) {

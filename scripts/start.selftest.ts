@@ -6,13 +6,14 @@
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { type RunningSink, startSink } from '../dev/sink/sink.ts'
+import { writeApiKeysFile } from './lib/selfhosted.ts'
 
 const TOPIC = 'selftest.score_calls'
 const apiKey = randomBytes(24).toString('hex')
@@ -61,11 +62,7 @@ describe('npm start (self-hosted mode)', () => {
   before(async () => {
     sink = await startSink({ port: 0, username: 'selftest', password })
     const keysFile = join(dir, 'api-keys.json')
-    const hash = createHash('sha256').update(apiKey).digest('hex')
-    writeFileSync(
-      keysFile,
-      JSON.stringify({ [hash]: { wb_user_id: 'VXNlcjox', projects: ['acme/*'] } }),
-    )
+    writeApiKeysFile(keysFile, apiKey, { wb_user_id: 'VXNlcjox', projects: ['acme/*'] })
     const port = await freePort()
     url = `http://127.0.0.1:${port}`
     server = start({
@@ -193,11 +190,7 @@ describe('npm start in the internal id form (KAFKA_ID_FORM=internal, PROJECT_IDS
   before(async () => {
     sink = await startSink({ port: 0, username: 'selftest', password: 'selftest' })
     const keysFile = join(internalDir, 'api-keys.json')
-    const hash = createHash('sha256').update(apiKey).digest('hex')
-    writeFileSync(
-      keysFile,
-      JSON.stringify({ [hash]: { wb_user_id: 'VXNlcjox', projects: ['acme/*', 'équipe/*'] } }),
-    )
+    writeApiKeysFile(keysFile, apiKey, { wb_user_id: 'VXNlcjox', projects: ['acme/*', 'équipe/*'] })
     const projectsFile = join(internalDir, 'project-ids.json')
     writeFileSync(
       projectsFile,

@@ -104,23 +104,3 @@ export function getKvMany(
   }
   return values
 }
-
-/**
- * A `.dev.vars` for a `wrangler dev` of the scripts and benchmarks: every secret wrangler.toml
- * requires (so wrangler does not warn), with the local sink's credentials; the native
- * transport's are unused (the local broker's plaintext listener needs none).
- */
-export function writeLocalDevVars(file: string): void {
-  writeFileSync(
-    file,
-    [
-      'UPSTASH_KAFKA_REST_USERNAME=dev',
-      'UPSTASH_KAFKA_REST_PASSWORD=dev-password',
-      'KAFKA_REST_USERNAME=dev',
-      'KAFKA_REST_PASSWORD=dev-password',
-      'KAFKA_USERNAME=unused',
-      'KAFKA_PASSWORD=unused',
-      '',
-    ].join('\n'),
-  )
-}

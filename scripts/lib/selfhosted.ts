@@ -10,6 +10,7 @@ import { basename, dirname, extname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { unstable_readConfig } from 'wrangler'
 import { ApiKeyRecordSchema } from '../../src/auth/key-record.ts'
+import { hashKey } from './keys.ts'
 import { entriesProblems, reverseEntries } from './projects.ts'
 
 const require = createRequire(import.meta.url)
@@ -122,6 +123,15 @@ export function buildBundle(options: { outDir: string; config?: string; entry?: 
     throw new Error(`expected one module ${main} in ${options.outDir}, found ${modules.join(', ')}`)
   }
   return { dir: resolve(options.outDir), main }
+}
+
+/** Writes an `API_KEYS_FILE` granting one key (stored under its SHA-256) this record. */
+export function writeApiKeysFile(
+  file: string,
+  apiKey: string,
+  record: { wb_user_id: string; projects: string[] },
+): void {
+  writeFileSync(file, JSON.stringify({ [hashKey(apiKey)]: record }))
 }
 
 /**
