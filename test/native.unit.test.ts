@@ -18,6 +18,7 @@ import type { KafkaMessage, ProduceResult } from '../src/kafka/producer.ts'
 import { ShardedProducer, type ShardProduce } from '../src/kafka/producer-shards.ts'
 import { producerFor } from '../src/kafka/select.ts'
 import { splitBySize } from '../src/kafka/split.ts'
+import { KAFKA_MURMUR2_VECTORS } from './fixtures/murmur2-vectors.ts'
 import { javaPartition } from './kafka/murmur2.ts'
 
 const base = env as unknown as Record<string, string>
@@ -156,15 +157,7 @@ describe('kafkajs errors mapped onto the port', () => {
 
 describe("kafkajs's placement is the Java client's", () => {
   it("murmur2 matches Kafka's UtilsTest vectors", () => {
-    const vectors: [string, number][] = [
-      ['21', -973932308],
-      ['foobar', -790332482],
-      ['a-little-bit-long-string', -985981536],
-      ['a-little-bit-longer-string', -1486304829],
-      ['lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8', -58897971],
-      ['abc', 479470107],
-    ]
-    for (const [key, hash] of vectors) {
+    for (const [key, hash] of KAFKA_MURMUR2_VECTORS) {
       expect((kafkajsMurmur2 as (k: string) => number)(key)).toBe(hash)
     }
   })
