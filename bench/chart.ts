@@ -1,14 +1,17 @@
 /**
- * The sweep's picture: CPU per request against call ids on log-log axes, one line per server,
- * drawn with Vega-Lite and rendered to SVG by Vega's headless view (no browser, no canvas).
+ * The benches' pictures, drawn with Vega-Lite and rendered to SVG by Vega's headless view (no
+ * browser, no canvas): the sweep's CPU per request against call ids, bench:native's variants,
+ * bench:weave's servers.
  *
- * `npm run bench:chart [sweep.json] [out.svg]` redraws it from a sweep's results (by default
- * bench/out/sweep.json and docs/performance-sweep.svg); `npm run bench:sweep` calls
- * {@link renderSweepSvg} itself.
+ * `npm run bench:chart` redraws every picture whose results are in bench/out (sweep.json,
+ * native.json, weave.json) into docs/; `npm run bench:chart -- <results.json> [out.svg]` one of
+ * them. The benches call the renderers themselves. With BENCH_SMOKE=1 the pictures go to a
+ * temporary folder.
  */
-import { readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import * as vega from 'vega'
 import * as vl from 'vega-lite'
+import { chartFile } from './lib.ts'
 
 /** One measured point of the sweep: a server's median CPU per request for one body. */
 export type SweepPoint = {
@@ -171,10 +174,143 @@ export async function renderNativeSvg(results: NativeResults): Promise<string> {
   return `${svg}\n`
 }
 
+/** One run of `npm run bench:weave`: one server, case (body, connections) and round. */
+export type WeaveRun = {
+  server: string
+  body: string
+  connections: number
+  round: number
+  requests: number
+  accepted: number
+  failed: number
+  rps: number
+  p50: number
+  p99: number
+  cpuUsPerRequest: number
+  jobs: number
+  landed: number
+  produceRequests: number
+  producePer1000Jobs: number
+  windowSeconds: number
+}
+
+/** What bench/weave.ts writes to bench/out/weave.json. */
+export type WeaveResults = {
+  kind: 'weave'
+  date: string
+  rounds: number
+  seconds: number
+  idleSeconds: number
+  smoke: boolean
+  runs: WeaveRun[]
+  /** Per server: CPU ms per second while connected and serving nothing. */
+  idleCpuMsPerSecond: Record<string, number>
+  verdicts: Record<
+    string,
+    { expected: number; unique: number; missing: number; duplicates: number }
+  >
+}
+
+const WEAVE_FIGURES = [
+  { field: 'cpuUsPerRequest', title: 'CPU µs per request (server processes)' },
+  { field: 'rps', title: 'requests per second' },
+  { field: 'p99', title: 'p99 latency, ms' },
+  { field: 'producePer1000Jobs', title: 'produce requests per 1,000 jobs' },
+] as const
+
+/**
+ * The SVG text of bench:weave's chart: per figure, for each case (body × connections) each
+ * server's median bar and its rounds; idle CPU in the subtitle.
+ */
+export async function renderWeaveSvg(results: WeaveResults): Promise<string> {
+  const servers = [...new Set(results.runs.map((r) => r.server))]
+  const values = results.runs.map((r) => ({ ...r, case: `${r.body}, ${r.connections} conns` }))
+  const cases = [...new Set(values.map((v) => v.case))]
+  const idle = Object.entries(results.idleCpuMsPerSecond)
+    .map(([server, ms]) => `${server} ${ms.toFixed(1)}`)
+    .join(', ')
+  const panel = (figure: (typeof WEAVE_FIGURES)[number]) => ({
+    width: 190,
+    height: 220,
+    title: figure.title,
+    encoding: {
+      x: { field: 'case', type: 'nominal', sort: cases, title: null, axis: { labelAngle: -30 } },
+      xOffset: { field: 'server', type: 'nominal', sort: servers },
+      color: { field: 'server', type: 'nominal', sort: servers, title: null },
+    },
+    layer: [
+      {
+        mark: { type: 'bar', opacity: 0.85 },
+        encoding: {
+          y: { aggregate: 'median', field: figure.field, type: 'quantitative', title: null },
+        },
+      },
+      {
+        mark: { type: 'point', filled: true, color: 'black', size: 12 },
+        encoding: { y: { field: figure.field, type: 'quantitative' } },
+      },
+    ],
+  })
+  const spec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: {
+      anchor: 'start',
+      text: "The worker (npm start, native transport, producer shards) against Weave's path in Python (FastAPI, librdkafka)",
+      subtitle: [
+        `one Apache Kafka broker; bars: median of ${results.rounds} rounds × ${results.seconds} s, dots: rounds; ${results.date.slice(0, 10)}`,
+        `idle CPU, ms per second: ${idle}`,
+      ],
+    },
+    background: 'white',
+    data: { values },
+    hconcat: WEAVE_FIGURES.map(panel),
+    config: { font: 'sans-serif', legend: { orient: 'top' } },
+  } as vl.TopLevelSpec
+  const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' })
+  const svg = await view.toSVG()
+  view.finalize()
+  return `${svg}\n`
+}
+
+/** The pictures `npm run bench:chart` can redraw: results file, committed SVG, renderer. */
+const CHARTS = [
+  {
+    results: 'bench/out/sweep.json',
+    svg: 'docs/performance-sweep.svg',
+    render: (r: unknown) => renderSweepSvg(r as SweepResults),
+  },
+  {
+    results: 'bench/out/native.json',
+    svg: 'docs/performance-native.svg',
+    render: (r: unknown) => renderNativeSvg(r as NativeResults),
+  },
+  {
+    results: 'bench/out/weave.json',
+    svg: 'docs/performance-weave.svg',
+    render: (r: unknown) => renderWeaveSvg(r as WeaveResults),
+  },
+] as const
+
 if (import.meta.main) {
-  const input = process.argv[2] ?? 'bench/out/sweep.json'
-  const output = process.argv[3] ?? 'docs/performance-sweep.svg'
-  const results = JSON.parse(readFileSync(input, 'utf8')) as SweepResults
-  writeFileSync(output, await renderSweepSvg(results))
-  console.log(`wrote ${output}`)
+  // One results file (and where to draw it), or every chart whose results are in bench/out.
+  const [input, output] = process.argv.slice(2)
+  const chosen = input
+    ? CHARTS.filter((c) => c.results.endsWith(input.split('/').pop() ?? '')).map((c) => ({
+        ...c,
+        results: input,
+        svg: output ?? c.svg,
+      }))
+    : CHARTS.filter((c) => existsSync(c.results))
+  if (chosen.length === 0) {
+    throw new Error(
+      input
+        ? `${input}: name a sweep.json, native.json or weave.json`
+        : 'no results in bench/out: run npm run bench:sweep, bench:native or bench:weave first',
+    )
+  }
+  for (const chart of chosen) {
+    const svg = output ?? chartFile(chart.svg)
+    writeFileSync(svg, await chart.render(JSON.parse(readFileSync(chart.results, 'utf8'))))
+    console.log(`wrote ${svg} from ${chart.results}`)
+  }
 }

@@ -4,9 +4,10 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect, createServer, type Socket } from 'node:net'
-import { join, resolve } from 'node:path'
+import { tmpdir } from 'node:os'
+import { join, relative, resolve } from 'node:path'
 import autocannon from 'autocannon'
 import {
   type Bundle,
@@ -44,6 +45,39 @@ const ENTRIES: Record<Exclude<ServerName, 'worker'>, string> = {
   floor: 'bench/floor-worker.ts',
   stack: 'bench/stack-worker.ts',
   baseline: join(BASELINE_SOURCES, 'src/index.ts'),
+}
+
+/**
+ * A config edit that drops every `[[…]]` table naming `binding` (its `name = ` or `binding = `
+ * line), e.g. a Durable Object binding, and the migrations that would then name a missing class.
+ */
+export function withoutBinding(binding: string): (toml: string) => string {
+  return (toml) =>
+    toml
+      .split(/^(?=\[)/m)
+      .filter(
+        (block) =>
+          !(
+            block.startsWith('[[') &&
+            new RegExp(`^(name|binding)\\s*=\\s*"${binding}"`, 'm').test(block)
+          ) && !block.startsWith('[[migrations]]'),
+      )
+      .join('')
+}
+
+/**
+ * A copy of wrangler.toml at `file` (its `main` still pointing at the worker's entry), edited by
+ * `edit`: the bench's variants of the worker's own config.
+ */
+export function writeConfigCopy(file: string, edit: (toml: string) => string = (t) => t): string {
+  const dir = resolve(file, '..')
+  mkdirSync(dir, { recursive: true })
+  const toml = readFileSync('wrangler.toml', 'utf8').replace(
+    /^main = "(.*)"$/m,
+    (_, main: string) => `main = "${relative(dir, resolve(main))}"`,
+  )
+  writeFileSync(file, edit(toml))
+  return file
 }
 
 /** Writes `src/` as of git revision `ref` where the baseline server is built from. */
@@ -203,13 +237,20 @@ export async function startBench(options: {
     if (!options.baseline) throw new Error('the baseline server needs a git revision')
     extractBaseline(options.baseline)
   }
-  const settings = readWorkerSettings('wrangler.toml')
+  // The floors export no Durable Object class (and the baseline may predate the producer
+  // shards): they are built and served with the worker's config minus that binding.
+  const floorConfig = writeConfigCopy(
+    join(OUT, 'floors.wrangler.toml'),
+    withoutBinding('KAFKA_PRODUCERS'),
+  )
+  const settingsOf = (name: ServerName) =>
+    readWorkerSettings(name === 'worker' ? 'wrangler.toml' : floorConfig)
   const bundles: Bench['bundles'] = {}
   for (const name of options.servers) {
     bundles[name] = buildBundle(
       name === 'worker'
         ? { outDir: join(OUT, name) }
-        : { outDir: join(OUT, name), entry: ENTRIES[name] },
+        : { outDir: join(OUT, name), entry: ENTRIES[name], config: floorConfig },
     )
   }
   const sink = await startSinkProcess()
@@ -238,7 +279,7 @@ export async function startBench(options: {
       if (!bundle) continue
       servers[name] = await serve({
         bundle,
-        settings,
+        settings: settingsOf(name),
         stateDir: join(OUT, name),
         host: '127.0.0.1',
         port: await freePort(),
@@ -326,7 +367,11 @@ export async function measure(
     return running
   }
   for (const name of servers) await expectAccepted(name, server(name).url, bench.auth, body)
-  for (const name of servers) await load(server(name).url, body, bench.auth, 1, options.connections)
+  if (WARMUP_SECONDS > 0) {
+    for (const name of servers) {
+      await load(server(name).url, body, bench.auth, WARMUP_SECONDS, options.connections)
+    }
+  }
   const runs: Partial<Record<ServerName, Run[]>> = Object.fromEntries(
     servers.map((name) => [name, []]),
   )
@@ -350,11 +395,40 @@ export async function measure(
   return runs
 }
 
-/** A positive integer bench setting from the environment, or `fallback`; anything else throws. */
-export function positiveSetting(name: string, fallback: number): number {
-  const value = Number(process.env[name] ?? fallback)
+/**
+ * `BENCH_SMOKE=1`: the smoke run CI makes of every bench command, to prove that it still builds,
+ * starts, measures and reports; its figures mean nothing and are never asserted. Each command's
+ * defaults shrink to one short round with the least warm-up, and no committed file (docs/*.svg) is
+ * rewritten: pictures go to a temporary folder ({@link chartFile}).
+ */
+export const SMOKE = process.env.BENCH_SMOKE === '1'
+// Said once, by the bench itself, not by the helper processes it forks (bench/kafka-proxy.ts).
+if (SMOKE && process.send === undefined) {
+  process.stdout.write('BENCH_SMOKE=1: one short round, figures not meaningful\n')
+}
+
+/**
+ * A positive integer bench setting from the environment, or its default (`smoke` in a smoke run,
+ * when given); anything else throws.
+ */
+export function positiveSetting(name: string, fallback: number, smoke?: number): number {
+  const value = Number(process.env[name] ?? (SMOKE && smoke !== undefined ? smoke : fallback))
   if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`)
   return value
+}
+
+/** Seconds of warm-up per server before measuring: 1, none in a smoke run. */
+export const WARMUP_SECONDS = SMOKE ? 0 : 1
+
+let smokeDir: string | undefined
+/**
+ * Where a bench writes a picture that is committed (`docs/…svg`): there, or in a smoke run a file
+ * of the same name in a temporary folder, so that CI never rewrites the docs.
+ */
+export function chartFile(committed: string): string {
+  if (!SMOKE || committed === '') return committed
+  smokeDir ??= mkdtempSync(join(tmpdir(), 'bench-smoke-'))
+  return join(smokeDir, committed.split('/').pop() ?? 'chart.svg')
 }
 
 /**
@@ -392,14 +466,20 @@ export type CountingProxy = {
  * chunk is passed on `rttMs / 2` later in each direction, in order.
  */
 export function startCountingProxy(
-  options: { target?: string; rttMs?: number } = {},
+  options: {
+    target?: string
+    rttMs?: number
+    /** Per accepted connection: a reader of the bytes the client sends (e.g. {@link kafkaRequests}). */
+    inspect?: () => (chunk: Buffer) => void
+  } = {},
 ): Promise<CountingProxy> {
   let target = options.target
   const rttMs = options.rttMs ?? 0
   let accepted = 0
   const sockets = new Set<Socket>()
-  const relay = (from: Socket, to: Socket) => {
+  const relay = (from: Socket, to: Socket, inspect?: (chunk: Buffer) => void) => {
     from.on('data', (chunk: Buffer) => {
+      inspect?.(chunk)
       if (rttMs > 0) setTimeout(() => to.destroyed || to.write(chunk), rttMs / 2)
       else to.write(chunk)
     })
@@ -422,7 +502,7 @@ export function startCountingProxy(
       upstream.once('connect', () => client.resume())
       upstream.on('error', drop).on('close', drop)
       client.on('error', drop).on('close', drop)
-      relay(client, upstream)
+      relay(client, upstream, options.inspect?.())
       relay(upstream, client)
     }
     if (rttMs > 0) setTimeout(open, rttMs)
@@ -446,6 +526,39 @@ export function startCountingProxy(
       })
     })
   })
+}
+
+/**
+ * A reader of one connection's client-to-broker bytes in Kafka's protocol that calls `onRequest`
+ * with the API key of every request (0 is Produce): each request is a 4-byte size, then its
+ * 2-byte API key.
+ */
+export function kafkaRequests(onRequest: (apiKey: number) => void): (chunk: Buffer) => void {
+  let skip = 0
+  let head = Buffer.alloc(0)
+  return (chunk) => {
+    let at = 0
+    while (at < chunk.length) {
+      if (skip > 0) {
+        const n = Math.min(skip, chunk.length - at)
+        skip -= n
+        at += n
+        continue
+      }
+      const take = chunk.subarray(at, at + 6 - head.length)
+      head = Buffer.concat([head, take])
+      at += take.length
+      if (head.length < 6) return
+      onRequest(head.readInt16BE(4))
+      skip = head.readInt32BE(0) - 2
+      head = Buffer.alloc(0)
+    }
+  }
+}
+
+/** CPU time (µs) used so far by a process and every process under it. */
+export function treeCpuUs(pid: number): number {
+  return descendants(pid).reduce((n, p) => n + (cpuUs(p.pid) || 0), cpuUs(pid))
 }
 
 /** The pids of a process's descendants (children, grandchildren, …), from /proc (Linux). */

@@ -29,7 +29,9 @@
  *
  * Settings (environment): BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_CONNECTIONS (8), BENCH_RTT_MS
  * (0: a round trip the proxies add, see startCountingProxy), BENCH_VARIANTS (every id in
- * {@link VARIANTS}), BENCH_STARTUP_RUNS (5; 0 skips it).
+ * {@link VARIANTS}), BENCH_STARTUP_RUNS (5; 0 skips it), BENCH_SMOKE (1: four variants, covering
+ * both runtimes, transports, delivery modes and the shards' config edit; one round of 1 s, no
+ * warm-up, one start-up run each, the picture in a temporary folder).
  */
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -50,6 +52,7 @@ import {
   type Bench,
   boundBench,
   type CountingProxy,
+  chartFile,
   cpuUs,
   expectAccepted,
   freePort,
@@ -57,9 +60,12 @@ import {
   median,
   positiveSetting,
   requestBody,
+  SMOKE,
   startCountingProxy,
   startSinkProcess,
   startWranglerDev,
+  WARMUP_SECONDS,
+  withoutBinding,
 } from './lib.ts'
 
 /** One way of running the worker; `config` edits its wrangler.toml (the bench's copy). */
@@ -102,35 +108,22 @@ const VARIANTS: Variant[] = [
   { id: 'workerd-rest-direct', runtime: 'workerd', transport: 'rest', mode: 'direct' },
 ]
 
-/**
- * A config edit that drops every `[[…]]` table naming `binding` (its `name = ` or `binding = `
- * line), e.g. a Durable Object binding, and the migrations that would then name a missing class.
- */
-export function withoutBinding(binding: string): (toml: string) => string {
-  return (toml) =>
-    toml
-      .split(/^(?=\[)/m)
-      .filter(
-        (block) =>
-          !(
-            block.startsWith('[[') &&
-            new RegExp(`^(name|binding)\\s*=\\s*"${binding}"`, 'm').test(block)
-          ) && !block.startsWith('[[migrations]]'),
-      )
-      .join('')
-}
-
-const ROUNDS = positiveSetting('BENCH_ROUNDS', 3)
-const SECONDS = positiveSetting('BENCH_SECONDS', 5)
+const ROUNDS = positiveSetting('BENCH_ROUNDS', 3, 1)
+const SECONDS = positiveSetting('BENCH_SECONDS', 5, 1)
 const CONNECTIONS = positiveSetting('BENCH_CONNECTIONS', 8)
 const RTT_MS = Number(process.env.BENCH_RTT_MS ?? 0)
 if (!Number.isFinite(RTT_MS) || RTT_MS < 0) throw new Error('BENCH_RTT_MS must be >= 0')
-const STARTUP_RUNS = Number(process.env.BENCH_STARTUP_RUNS ?? 5)
+const STARTUP_RUNS = Number(process.env.BENCH_STARTUP_RUNS ?? (SMOKE ? 1 : 5))
 if (!Number.isInteger(STARTUP_RUNS) || STARTUP_RUNS < 0) {
   throw new Error('BENCH_STARTUP_RUNS must be an integer >= 0')
 }
 const DRAIN_SECONDS = 30
-const wanted = (process.env.BENCH_VARIANTS ?? VARIANTS.map((v) => v.id).join(',')).split(',')
+// A smoke run starts one variant of each runtime, transport, delivery mode and config edit.
+const SMOKE_VARIANTS =
+  'native-queue,rest-queue,workerd-native-direct,workerd-native-direct-per-request'
+const wanted = (
+  process.env.BENCH_VARIANTS ?? (SMOKE ? SMOKE_VARIANTS : VARIANTS.map((v) => v.id).join(','))
+).split(',')
 const variants = VARIANTS.filter((v) => wanted.includes(v.id))
 if (variants.length === 0) {
   throw new Error(`BENCH_VARIANTS names none of ${VARIANTS.map((v) => v.id).join(', ')}`)
@@ -237,7 +230,9 @@ try {
   writeApiKeysFile(keysFile, apiKey, record)
 
   console.log(`starting ${variants.map((v) => `${v.id} (${v.runtime})`).join(', ')}…`)
-  const running = await Promise.all(
+  // Settled, not Promise.all: a variant still starting when another fails must register its
+  // stopper before the bench stops everything, or its wrangler dev outlives the bench.
+  const started = await Promise.allSettled(
     variants.map(async (variant): Promise<Running> => {
       const dir = resolve(OUT, variant.id)
       mkdirSync(dir, { recursive: true })
@@ -316,6 +311,10 @@ try {
       return { variant, topic, dev, expected: 0, runs: [] }
     }),
   )
+  const running = started.map((s) => {
+    if (s.status === 'rejected') throw s.reason
+    return s.value
+  })
 
   /** Waits until `target` jobs are on the variant's topic (or the drain budget is spent). */
   const drain = async (r: Running, target: number): Promise<number> => {
@@ -331,8 +330,10 @@ try {
   for (const r of running) {
     await expectAccepted(r.variant.id, r.dev.url, auth, BODY)
     r.expected += JOBS_PER_REQUEST
-    const warm = await load(r.dev.url, BODY, auth, 1, CONNECTIONS)
-    r.expected += warm.accepted * JOBS_PER_REQUEST
+    if (WARMUP_SECONDS > 0) {
+      const warm = await load(r.dev.url, BODY, auth, WARMUP_SECONDS, CONNECTIONS)
+      r.expected += warm.accepted * JOBS_PER_REQUEST
+    }
     await drain(r, r.expected)
   }
 
@@ -472,7 +473,7 @@ try {
     ...(startup ? { startup } : {}),
   }
   writeFileSync('bench/out/native.json', JSON.stringify(results, null, 2))
-  const svg = 'docs/performance-native.svg'
+  const svg = chartFile('docs/performance-native.svg')
   writeFileSync(svg, await renderNativeSvg(results))
   console.log(`wrote bench/out/native.json and ${svg}`)
   const lost = [...verdicts.values()].some((v) => v.unique < v.expected)

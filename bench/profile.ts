@@ -7,7 +7,7 @@
  * named through the bundle's source map.
  *
  * Settings (environment): BENCH_SECONDS (5), BENCH_CONNECTIONS (8), BENCH_BASELINE (the git
- * revision the `baseline` server is built from).
+ * revision the `baseline` server is built from), BENCH_SMOKE (1: 1 s, no warm-up).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { SourceMap } from 'node:module'
@@ -22,6 +22,7 @@ import {
   SERVERS,
   type ServerName,
   startBench,
+  WARMUP_SECONDS,
 } from './lib.ts'
 
 const OUT = 'bench/out'
@@ -32,7 +33,7 @@ if (!SERVERS.includes(serverName))
   throw new Error(`unknown server ${serverName}: ${SERVERS.join(', ')}`)
 const kind = process.argv[4] ?? 'cpu'
 if (kind !== 'cpu' && kind !== 'heap') throw new Error(`unknown profile ${kind}: cpu or heap`)
-const seconds = positiveSetting('BENCH_SECONDS', 5)
+const seconds = positiveSetting('BENCH_SECONDS', 5, 1)
 const connections = positiveSetting('BENCH_CONNECTIONS', 8)
 
 type CallFrame = { functionName: string; url: string; lineNumber: number; columnNumber: number }
@@ -80,7 +81,7 @@ try {
   const server = bench.servers[serverName]
   if (!server) throw new Error(`${serverName} did not start`)
   const payload = requestBody(name)
-  await load(server.url, payload, bench.auth, 1, connections)
+  if (WARMUP_SECONDS > 0) await load(server.url, payload, bench.auth, WARMUP_SECONDS, connections)
   const cdp = await inspect(inspector)
   let run: Awaited<ReturnType<typeof load>>
   let frames: { callFrame: CallFrame; weight: number }[]

@@ -12,7 +12,8 @@
  * Settings (environment): BENCH_ROUNDS (5), BENCH_SECONDS (5), BENCH_CONNECTIONS (8),
  * BENCH_BODIES (small,large,max), BENCH_SERVERS (worker,floor,stack; worker and floor are
  * required), BENCH_BASELINE (a git revision: adds the worker as of that revision, to measure a
- * change against the code before it in the same run).
+ * change against the code before it in the same run), BENCH_SMOKE (1: small and max bodies, one round of 1 s,
+ * no warm-up: CI's check that the bench still runs).
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -30,6 +31,7 @@ import {
   requestBody,
   SERVERS,
   type ServerName,
+  SMOKE,
   startBench,
 } from './lib.ts'
 
@@ -39,11 +41,12 @@ const THROUGHPUT_TARGETS: Record<BodyName, number> = { small: 0.9, large: 0.9, m
 const CPU_TARGETS: Partial<Record<BodyName, number>> = { max: 1.2 }
 const BUNDLE_LIMIT_KIB = 256
 
-const ROUNDS = positiveSetting('BENCH_ROUNDS', 5)
-const SECONDS = positiveSetting('BENCH_SECONDS', 5)
+const ROUNDS = positiveSetting('BENCH_ROUNDS', 5, 1)
+const SECONDS = positiveSetting('BENCH_SECONDS', 5, 1)
 const CONNECTIONS = positiveSetting('BENCH_CONNECTIONS', 8)
 const BASELINE = process.env.BENCH_BASELINE || undefined
-const selected = (process.env.BENCH_BODIES ?? 'small,large,max')
+// A smoke run skips the large body: small and max cover the unsplit and the split produce.
+const selected = (process.env.BENCH_BODIES ?? (SMOKE ? 'small,max' : 'small,large,max'))
   .split(',')
   .filter((b): b is BodyName => b in BODIES)
 const wanted = (process.env.BENCH_SERVERS ?? 'worker,floor,stack').split(',')

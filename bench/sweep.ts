@@ -7,7 +7,8 @@
  *
  * Settings (environment): BENCH_SWEEP_IDS (10,100,1000,10000), BENCH_SWEEP_SCORERS (5),
  * BENCH_SWEEP_ROUNDS (3), BENCH_SWEEP_SECONDS (3), BENCH_CONNECTIONS (8), BENCH_SWEEP_SVG
- * (docs/performance-sweep.svg; empty to draw nothing).
+ * (docs/performance-sweep.svg; empty to draw nothing), BENCH_SMOKE (1: 10 and 1,000 ids, one round
+ * of 1 s, the picture in a temporary folder).
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -15,6 +16,7 @@ import { renderSweepSvg, type SweepPoint, type SweepResults } from './chart.ts'
 import {
   type Bench,
   boundBench,
+  chartFile,
   measure,
   median,
   pairedRatio,
@@ -22,21 +24,24 @@ import {
   type Run,
   requestBody,
   type ServerName,
+  SMOKE,
   startBench,
 } from './lib.ts'
 
 const OUT = 'bench/out'
 
-const IDS = (process.env.BENCH_SWEEP_IDS ?? '10,100,1000,10000').split(',').map((n) => {
-  const ids = Number(n)
-  if (!Number.isInteger(ids) || ids < 1) throw new Error('BENCH_SWEEP_IDS: positive integers')
-  return ids
-})
+const IDS = (process.env.BENCH_SWEEP_IDS ?? (SMOKE ? '10,1000' : '10,100,1000,10000'))
+  .split(',')
+  .map((n) => {
+    const ids = Number(n)
+    if (!Number.isInteger(ids) || ids < 1) throw new Error('BENCH_SWEEP_IDS: positive integers')
+    return ids
+  })
 const SCORERS = positiveSetting('BENCH_SWEEP_SCORERS', 5)
-const ROUNDS = positiveSetting('BENCH_SWEEP_ROUNDS', 3)
-const SECONDS = positiveSetting('BENCH_SWEEP_SECONDS', 3)
+const ROUNDS = positiveSetting('BENCH_SWEEP_ROUNDS', 3, 1)
+const SECONDS = positiveSetting('BENCH_SWEEP_SECONDS', 3, 1)
 const CONNECTIONS = positiveSetting('BENCH_CONNECTIONS', 8)
-const SVG = process.env.BENCH_SWEEP_SVG ?? 'docs/performance-sweep.svg'
+const SVG = chartFile(process.env.BENCH_SWEEP_SVG ?? 'docs/performance-sweep.svg')
 const SERVERS: ServerName[] = ['worker', 'stack', 'floor']
 
 let bench: Bench | undefined

@@ -11,7 +11,7 @@
  * in which phase of a request one server does more than another.
  *
  * Settings (environment): BENCH_TURNS_REQUESTS (1000 per server), BENCH_TURNS_WARMUP (2000),
- * BENCH_BASELINE (adds the worker as of a git revision).
+ * BENCH_BASELINE (adds the worker as of a git revision), BENCH_SMOKE (1: 20 requests after one).
  */
 import { readFileSync } from 'node:fs'
 import {
@@ -30,9 +30,9 @@ import {
 
 const body = (process.argv[2] ?? 'small') as BodyName
 if (!(body in BODIES)) throw new Error(`unknown body ${body}: small, large or max`)
-const REQUESTS = positiveSetting('BENCH_TURNS_REQUESTS', 1000)
+const REQUESTS = positiveSetting('BENCH_TURNS_REQUESTS', 1000, 20)
 // V8 keeps tiering up per-request code for thousands of requests; measure after that.
-const WARMUP = positiveSetting('BENCH_TURNS_WARMUP', 2000)
+const WARMUP = positiveSetting('BENCH_TURNS_WARMUP', 2000, 1)
 const BASELINE = process.env.BENCH_BASELINE || undefined
 const servers: ServerName[] = [
   'worker',
