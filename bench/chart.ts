@@ -205,9 +205,13 @@ export type WeaveResults = {
   runs: WeaveRun[]
   /** Per server: CPU ms per second while connected and serving nothing. */
   idleCpuMsPerSecond: Record<string, number>
+  /**
+   * Per server, the read-back: jobs accepted, the most that may land beyond them (requests in
+   * flight when runs ended), unique job ids on the topic, missing, duplicated.
+   */
   verdicts: Record<
     string,
-    { expected: number; unique: number; missing: number; duplicates: number }
+    { expected: number; inFlight: number; unique: number; missing: number; duplicates: number }
   >
 }
 
@@ -264,7 +268,7 @@ export async function renderWeaveSvg(results: WeaveResults): Promise<string> {
     background: 'white',
     data: { values },
     hconcat: WEAVE_FIGURES.map(panel),
-    config: { font: 'sans-serif', legend: { orient: 'top' } },
+    config: { font: 'sans-serif', legend: { orient: 'top', labelLimit: 400 } },
   } as vl.TopLevelSpec
   const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' })
   const svg = await view.toSVG()
