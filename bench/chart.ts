@@ -202,6 +202,8 @@ export type WeaveResults = {
   seconds: number
   idleSeconds: number
   smoke: boolean
+  /** The Python peer's versions (Python, FastAPI, pydantic, uvicorn, confluent-kafka, librdkafka). */
+  peer: string
   runs: WeaveRun[]
   /** Per server: CPU ms per second while connected and serving nothing. */
   idleCpuMsPerSecond: Record<string, number>

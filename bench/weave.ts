@@ -136,6 +136,15 @@ function peerPython(): string {
   return python
 }
 
+/** The peer's versions, one line: Python, FastAPI, pydantic, uvicorn, confluent-kafka, librdkafka. */
+function peerVersions(python: string): string {
+  const script = [
+    'import sys, fastapi, pydantic, uvicorn, confluent_kafka',
+    'print(f"Python {sys.version.split()[0]}, FastAPI {fastapi.__version__}, pydantic {pydantic.VERSION}, uvicorn {uvicorn.__version__}, confluent-kafka {confluent_kafka.version()[0]}, librdkafka {confluent_kafka.libversion()[0]}")',
+  ].join('\n')
+  return spawnSync(python, ['-c', script], { encoding: 'utf8' }).stdout.trim()
+}
+
 /** The Kafka proxy process (bench/kafka-proxy.ts). */
 async function startKafkaProxy() {
   const child = fork('bench/kafka-proxy.ts', [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
@@ -224,6 +233,8 @@ try {
   rmSync(OUT, { recursive: true, force: true })
   mkdirSync(OUT, { recursive: true })
   const python = peerPython()
+  const peer = peerVersions(python)
+  console.log(`Python peer: ${peer}`)
 
   // The proxy first: the broker must be told its port before it starts.
   const proxy = await startKafkaProxy()
@@ -441,6 +452,7 @@ try {
     seconds: SECONDS,
     idleSeconds: IDLE_SECONDS,
     smoke: SMOKE,
+    peer,
     runs,
     idleCpuMsPerSecond: idle,
     verdicts,
