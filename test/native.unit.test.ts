@@ -79,7 +79,12 @@ describe('native transport configuration', () => {
     }
     // With a mechanism, a null secret is as missing as an unset one.
     expect(
-      problems({ ...NATIVE, KAFKA_SASL_MECHANISM: 'plain', KAFKA_USERNAME: null, KAFKA_PASSWORD: 'p' }),
+      problems({
+        ...NATIVE,
+        KAFKA_SASL_MECHANISM: 'plain',
+        KAFKA_USERNAME: null,
+        KAFKA_PASSWORD: 'p',
+      }),
     ).toEqual(['KAFKA_USERNAME: required when KAFKA_SASL_MECHANISM is set'])
   })
 

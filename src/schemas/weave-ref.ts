@@ -12,7 +12,14 @@ export const MAX_NAME_LENGTH = 128
 // The characters the W&B SDK refuses in a project name (`/\#?%:`), control characters (its
 // newer check refuses a newline) and `*`, which no directory entry or grant may hold: it is the
 // grant syntax's wildcard (`entity/*`).
-const FORBIDDEN = /[/\\#?%:*\u0000-\u001f\u007f]/
+const FORBIDDEN = /[/\\#?%:*]/
+const isControl = (name: string) => {
+  for (let i = 0; i < name.length; i++) {
+    const unit = name.charCodeAt(i)
+    if (unit < 0x20 || unit === 0x7f) return true
+  }
+  return false
+}
 
 /**
  * Why an entity or project name cannot be a W&B one, or undefined when it can. Besides the SDK's
@@ -26,7 +33,8 @@ export function nameProblem(name: string): string | undefined {
   if (name.length > MAX_NAME_LENGTH && [...name].length > MAX_NAME_LENGTH) {
     return `is longer than ${MAX_NAME_LENGTH} characters`
   }
-  if (FORBIDDEN.test(name)) return 'holds one of / \\ # ? % : * or a control character'
+  if (FORBIDDEN.test(name) || isControl(name))
+    return 'holds one of / \\ # ? % : * or a control character'
   if (name === '.' || name === '..') return 'is . or ..'
   if (name.trim() !== name) return 'starts or ends with white space'
   return undefined
