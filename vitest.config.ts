@@ -1,11 +1,13 @@
 import { cloudflareTest } from '@cloudflare/vitest-plugin'
 import { defineConfig } from 'vitest/config'
-import { defaultLocalSecrets } from './scripts/lib/local-secrets.ts'
+import { defaultLocalSecrets, hermeticBindings } from './scripts/lib/local-secrets.ts'
+import { quietExpectedRuntimeNoise } from './test/runtime-noise.ts'
 
 // Tests run inside workerd with the bindings of wrangler.toml. The Kafka REST sink is a real
 // local HTTP server started by the global setup; its URL becomes the worker's Kafka endpoint.
 // The sink's credentials are the worker's secrets (wrangler reads required secrets from here).
 defaultLocalSecrets()
+quietExpectedRuntimeNoise()
 
 export default defineConfig({
   plugins: [
@@ -13,6 +15,8 @@ export default defineConfig({
       wrangler: { configPath: './wrangler.toml' },
       miniflare: {
         bindings: {
+          // Every var and secret set here, so a local .dev.vars changes no outcome.
+          ...hermeticBindings(),
           UPSTASH_KAFKA_REST_URL: inject('sinkUrl'),
           // The queue consumer redelivers after 1 s instead of 5 s, to keep the suite short.
           QUEUE_RETRY_BASE_SECONDS: '1',

@@ -122,7 +122,19 @@ const wrangler = spawn(
     '127.0.0.1',
     ...Object.entries(vars).flatMap(([name, value]) => ['--var', `${name}:${value}`]),
   ],
-  { stdio: 'inherit' },
+  {
+    stdio: 'inherit',
+    env: {
+      ...process.env,
+      // Offline, wrangler's fetch of Request.cf data fails with a stack trace before falling
+      // back to a placeholder; the worker reads nothing from request.cf, so do not fetch it.
+      CLOUDFLARE_CF_FETCH_ENABLED: process.env.CLOUDFLARE_CF_FETCH_ENABLED ?? 'false',
+      // No dev registry (empty path: off): it watches for other local Workers, and its first
+      // update, this worker registering itself, rebuilds the worker and prints the bindings
+      // table a second time. This worker binds no other local Worker.
+      WRANGLER_REGISTRY_PATH: process.env.WRANGLER_REGISTRY_PATH ?? '',
+    },
+  },
 )
 
 const base = `http://127.0.0.1:${WORKER_PORT}`

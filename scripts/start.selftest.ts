@@ -281,6 +281,50 @@ describe('npm start refuses a bad PROJECT_IDS_FILE, and the internal form withou
   })
 })
 
+describe('npm start with the native transport, PLAINTEXT and no SASL', () => {
+  const nativeDir = mkdtempSync(join(tmpdir(), 'selfhosted-selftest-'))
+  let server: ReturnType<typeof start> | undefined
+  after(async () => {
+    server?.child.kill('SIGTERM')
+    if (server) await exited(server.child)
+    rmSync(nativeDir, { recursive: true, force: true })
+  })
+
+  it('needs no KAFKA_USERNAME/KAFKA_PASSWORD, and names a broker host DNS does not resolve', async () => {
+    const keysFile = join(nativeDir, 'api-keys.json')
+    writeApiKeysFile(keysFile, apiKey, { wb_user_id: 'VXNlcjox', projects: ['acme/*'] })
+    const port = await freePort()
+    const url = `http://127.0.0.1:${port}`
+    // No secret at all in the environment: workerd binds each unset one as null.
+    server = await startServing(
+      {
+        PORT: String(port),
+        API_KEYS_FILE: keysFile,
+        SELFHOSTED_STATE_DIR: join(nativeDir, 'state'),
+        KAFKA_TRANSPORT: 'native',
+        KAFKA_BROKERS: 'kafka.invalid:9092',
+        KAFKA_TLS: 'false',
+        KAFKA_PRODUCE_TIMEOUT_MS: '1000',
+      },
+      url,
+    )
+    assert.match(
+      server.output(),
+      /KAFKA_BROKERS: the host kafka\.invalid does not resolve \(DNS ENOTFOUND\)/,
+    )
+    const res = await fetch(`${url}/calls/score`, {
+      method: 'POST',
+      headers: { authorization: basic(apiKey), 'content-type': 'application/json' },
+      body: JSON.stringify({ project_id: 'acme/bot', call_ids: ['c1'], scorer_refs: [] }),
+    })
+    const body = (await res.json()) as { detail: string }
+    // The broker cannot be reached: a 503, but not a misconfiguration.
+    assert.equal(res.status, 503)
+    assert.notEqual(body.detail, 'Service misconfigured')
+    assert.doesNotMatch(server.output(), /config_problems/)
+  })
+})
+
 describe('npm start refuses a bad API_KEYS_FILE', () => {
   const badDir = mkdtempSync(join(tmpdir(), 'selfhosted-selftest-'))
   after(() => rmSync(badDir, { recursive: true, force: true }))

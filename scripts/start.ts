@@ -6,6 +6,7 @@
  * their wrangler.toml default); API keys come from the JSON file named by API_KEYS_FILE, and the
  * project directory of the internal id form (KAFKA_ID_FORM=internal) from PROJECT_IDS_FILE.
  */
+import { lookup } from 'node:dns/promises'
 import {
   buildBundle,
   checkApiKeysFile,
@@ -64,6 +65,10 @@ if (settings.notProvided.length > 0) {
   console.warn(`off in self-hosted mode: ${settings.notProvided.join(', ')}`)
 }
 
+// workerd reports a host that does not resolve as `internal error; reference = …` in the
+// worker: name it here, once, where the cause can still be seen.
+for (const problem of await unresolvedHosts(settings.vars)) console.warn(problem)
+
 const bundle = buildBundle({ outDir: `${STATE_DIR}/bundle` })
 const worker = await serve({
   bundle,
@@ -92,3 +97,43 @@ worker.process.on('exit', (code, signal) => {
   process.stderr.write(`workerd exited (${code ?? signal})\n`)
   process.exit(code ?? 1)
 })
+
+/**
+ * The Kafka endpoint hosts this configuration produces to (the selected REST dialect's URL, or
+ * the native transport's brokers) that DNS does not resolve, each as one warning line.
+ */
+async function unresolvedHosts(defaults: Record<string, unknown>): Promise<string[]> {
+  const setting = (name: string) => process.env[name] ?? String(defaults[name] ?? '')
+  const hosts: { name: string; host: string }[] = []
+  if (setting('KAFKA_TRANSPORT') === 'native') {
+    for (const broker of setting('KAFKA_BROKERS').split(',')) {
+      const host = broker
+        .trim()
+        .replace(/:\d+$/, '')
+        .replace(/^\[|\]$/g, '')
+      if (host !== '') hosts.push({ name: 'KAFKA_BROKERS', host })
+    }
+  } else {
+    const name =
+      (setting('KAFKA_REST_DIALECT') || 'upstash') === 'upstash'
+        ? 'UPSTASH_KAFKA_REST_URL'
+        : 'KAFKA_REST_URL'
+    try {
+      hosts.push({ name, host: new URL(setting(name)).hostname.replace(/^\[|\]$/g, '') })
+    } catch {
+      // Not a URL: the worker itself names the setting (503, config_problems).
+    }
+  }
+  const problems: string[] = []
+  for (const { name, host } of hosts) {
+    try {
+      await lookup(host)
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? String(e)
+      problems.push(
+        `${name}: the host ${host} does not resolve (DNS ${code}): producing fails until it does`,
+      )
+    }
+  }
+  return problems
+}

@@ -30,11 +30,12 @@ export function createApp(deps: AppDeps = defaultDeps): Hono<AppEnv> {
   app.all('/health', methodNotAllowed('GET'))
   registerCallsScore(app, deps)
   registerOpenApi(app)
-  // Starlette's redirect_slashes: a trailing slash is redirected to the route.
+  // Starlette's redirect_slashes: a trailing slash is redirected to the route. Starlette writes
+  // an absolute URL built from the Host header; behind a proxy that forwards any Host that is an
+  // open redirect, so the Location here is relative (RFC 9110 §10.2.2), query string kept.
   app.all('/calls/score/', (c) => {
-    const url = new URL(c.req.url)
-    url.pathname = '/calls/score'
-    return new Response(null, { status: 307, headers: { location: url.toString() } })
+    const { search } = new URL(c.req.url)
+    return new Response(null, { status: 307, headers: { location: `/calls/score${search}` } })
   })
   app.notFound(() => jsonResponse(404, { detail: 'Not Found' }))
   app.onError(handleError)

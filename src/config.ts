@@ -158,8 +158,10 @@ const NativeSchema = z
         error: `must be one of ${KAFKA_SASL_MECHANISMS.join(', ')}, or empty for none`,
       }),
     ),
-    KAFKA_USERNAME: z.string().optional(),
-    KAFKA_PASSWORD: z.string().optional(),
+    // Unset secrets are undefined on Cloudflare but null under plain workerd (`npm start`'s
+    // fromEnvironment bindings): without a mechanism neither is needed, so neither may be refused.
+    KAFKA_USERNAME: z.string().nullish(),
+    KAFKA_PASSWORD: z.string().nullish(),
     KAFKA_PRODUCER_SHARDS: intSetting(1, 1_000),
     // A binding, not a setting: its presence decides where direct delivery's connections live.
     KAFKA_PRODUCERS: z.custom<Env['KAFKA_PRODUCERS']>().optional(),

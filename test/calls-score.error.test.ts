@@ -4,6 +4,7 @@ import {
   call,
   createKey,
   delivered,
+  fetchWorker,
   jobIdOf,
   KAFKA_UNAVAILABLE,
   scoreOnFreshTopic,
@@ -206,9 +207,22 @@ describe('configuration and routing', () => {
     },
   )
 
-  it('a trailing slash is redirected (307) like Starlette', async () => {
+  it('a trailing slash is redirected (307) like Starlette, to a relative Location', async () => {
     const res = await call({ path: '/calls/score/?a=1', key: await createKey(), body: validBody() })
     expect(res.status).toBe(307)
-    expect(res.headers.get('location')).toBe('https://worker.test/calls/score?a=1')
+    expect(res.headers.get('location')).toBe('/calls/score?a=1')
+  })
+
+  it('the redirect never names the Host a client sent: no open redirect behind a proxy', async () => {
+    const res = await fetchWorker(
+      new Request('https://evil.example/calls/score/', {
+        method: 'POST',
+        headers: { host: 'evil.example', 'x-forwarded-host': 'evil.example' },
+      }),
+    )
+    expect(res.status).toBe(307)
+    const location = res.headers.get('location') ?? ''
+    expect(location).toBe('/calls/score')
+    expect(new URL(location, 'https://worker.test').host).toBe('worker.test')
   })
 })

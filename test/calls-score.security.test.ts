@@ -1,7 +1,16 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it, vi } from 'vitest'
 import { hashApiKey } from '../src/auth/keys.ts'
-import { answer, call, createKey, sinkMessages, uniqueTopic, validBody } from './helpers.ts'
+import {
+  answer,
+  call,
+  createKey,
+  INTERNAL_FORM,
+  putProjects,
+  sinkMessages,
+  uniqueTopic,
+  validBody,
+} from './helpers.ts'
 
 const REF = 'weave:///acme/support-bot/object/Toxicity:9f2c'
 
@@ -116,9 +125,10 @@ describe('authorization of every project involved', () => {
     expect((await score(['acme/*'], { project_id: 'acme2/bot', scorer_refs: [] })).res.status).toBe(
       403,
     )
-    expect(
-      (await score(['acme/*'], { project_id: 'acme/bot/x', scorer_refs: [] })).res.status,
-    ).toBe(403)
+    // A nested path names no W&B project: refused before authorization, nothing produced.
+    const nested = await score(['acme/*'], { project_id: 'acme/bot/x', scorer_refs: [] })
+    expect(nested.res.status).toBe(422)
+    expect(nested.messages).toEqual([])
   })
 
   it("refuses a scorer ref from a project the key doesn't hold", async () => {
@@ -132,3 +142,173 @@ describe('authorization of every project involved', () => {
     expect(messages).toEqual([])
   })
 })
+
+// Both id forms must answer alike (docs/compatibility.md#project-names-and-ref-paths): the
+// external form produces what the client sent, the internal one looks projects up first.
+const ID_FORMS = [
+  ['external', {}],
+  ['internal', INTERNAL_FORM],
+] as const
+
+/** One request in an id form with an `acme/*` key; acme/alpha is listed in the directory. */
+async function inForm(form: Record<string, string>, body: Record<string, unknown>) {
+  await putProjects({ 'acme/alpha': 'YWNtZS9hbHBoYQ', 'acme/beta': 'YWNtZS9iZXRh' })
+  const topic = uniqueTopic('names')
+  const res = await call({
+    key: await createKey(['acme/*']),
+    body: { project_id: 'acme/alpha', call_ids: ['c1'], scorer_refs: [], ...body },
+    vars: { KAFKA_TOPIC: topic, ...form },
+  })
+  return { answer: await answer(res), messages: await sinkMessages(topic) }
+}
+
+const valueError = (loc: (string | number)[], input: string) => ({
+  type: 'value_error',
+  loc,
+  input,
+  ctx: { error: {} },
+})
+
+describe.each(ID_FORMS)('project names no W&B project can have: 422 (%s id form)', (_, form) => {
+  // The W&B SDK refuses / \ # ? % : and names over 128 characters; `*` is the grant wildcard;
+  // `.`/`..` are URL dot segments; surrounding white space makes a lookalike.
+  it.each([
+    'acme/..',
+    'acme/.',
+    'acme/*',
+    'acme/ ',
+    'acme/ alpha',
+    'acme/%2e%2e%2fother',
+    'acme/a:b',
+    'acme/a#b',
+    'acme/a?b',
+    'acme/a\\b',
+    'acme/a\nb',
+    `acme/${'p'.repeat(129)}`,
+    'acme/',
+    '../alpha',
+    'acme/alpha/x',
+    'alpha',
+  ])('project_id %j', async (project) => {
+    const r = await inForm(form, { project_id: project })
+    expect(r.answer.status).toBe(422)
+    expect(r.answer.body).toMatchObject({
+      detail: [valueError(['body', 'project_id'], project)],
+    })
+    expect((r.answer.body as { detail: { msg: string }[] }).detail[0]?.msg).toMatch(
+      /^Value error, project_id's /,
+    )
+    expect(r.messages).toEqual([])
+  })
+
+  it.each(['acme/..', 'acme/*', 'acme/ ', 'acme/%2e%2e%2fother'])(
+    'a scorer ref in project %j',
+    async (project) => {
+      const ref = `weave:///${project}/object/Tox:9f2c`
+      const r = await inForm(form, { scorer_refs: [ref] })
+      expect(r.answer).toMatchObject({
+        status: 422,
+        body: { detail: [valueError(['body', 'scorer_refs', 0], ref)] },
+      })
+      expect(r.messages).toEqual([])
+    },
+  )
+
+  it('a call id ref in project acme/..', async () => {
+    const id = 'weave:///acme/../call/c1'
+    const r = await inForm(form, { call_ids: ['c0', id] })
+    expect(r.answer).toMatchObject({
+      status: 422,
+      body: { detail: [valueError(['body', 'call_ids', 1], id)] },
+    })
+    expect(r.messages).toEqual([])
+  })
+
+  it('real names pass: Unicode, dots, dashes, spaces inside, 128 code points', async () => {
+    for (const project of [
+      'acme/alpha',
+      'acme/support-bot_v2.1',
+      'acme/équipe bøt',
+      `acme/${'\u{1d4ab}'.repeat(128)}`,
+    ]) {
+      const r = await inForm(form, { project_id: project })
+      // Internal form: the names pass, then the directory decides (acme/alpha is listed).
+      expect(r.answer.status, project).toBe(
+        project === 'acme/alpha' || !('KAFKA_ID_FORM' in form) ? 200 : 404,
+      )
+    }
+  })
+})
+
+describe.each(ID_FORMS)("ref paths Weave's parser refuses: 422 (%s id form)", (_, form) => {
+  // Weave's validate_extra: after <name>:<digest>, pairs of key|index|attr|id and a value.
+  it.each([
+    'weave:///acme/alpha/object/Tox:9f2c/../../../beta/object/X:1',
+    'weave:///acme/alpha/object/Tox:9f2c/..',
+    'weave:///acme/alpha/object/Tox:9f2c/attr',
+    'weave:///acme/alpha/object/Tox:9f2c/index/first',
+    'weave:///acme/alpha/op/Judge:1/object/X:1',
+    'weave:///acme/alpha/object/Tox:9f2c:extra',
+  ])('%s', async (ref) => {
+    const r = await inForm(form, { scorer_refs: [ref] })
+    expect(r.answer).toMatchObject({
+      status: 422,
+      body: { detail: [valueError(['body', 'scorer_refs', 0], ref)] },
+    })
+    expect(r.messages).toEqual([])
+  })
+
+  it('the paths Weave writes pass: key, attr, id, index pairs, quoted values, a dict key ".."', async () => {
+    const refs = [
+      'weave:///acme/alpha/object/Dataset:9f2c/attr/rows/id/abc123',
+      'weave:///acme/alpha/object/Cfg:1/key/a%2Fb/index/0/key/..',
+      'weave:///acme/alpha/op/Judge:1/attr/scorer',
+    ]
+    const r = await inForm(form, { scorer_refs: refs })
+    expect(r.answer).toEqual({ status: 200, body: {} })
+    expect(r.messages).toHaveLength(1)
+  })
+})
+
+describe.each(ID_FORMS)(
+  "a call id that is another project's ref: authorized like it (%s id form)",
+  (_, form) => {
+    // Weave converts every weave:/// string of the request, call ids included, and its
+    // converter looks the project up with the caller's access.
+    it('an ungranted project is a 403, nothing produced', async () => {
+      const topic = uniqueTopic('call-ref')
+      await putProjects({ 'acme/alpha': 'YWNtZS9hbHBoYQ', 'acme/beta': 'YWNtZS9iZXRh' })
+      const res = await call({
+        key: await createKey(['acme/alpha']),
+        body: {
+          project_id: 'acme/alpha',
+          call_ids: ['weave:///acme/beta/call/0190a1b2-0000-7000-8000-000000000001'],
+          scorer_refs: [],
+        },
+        vars: { KAFKA_TOPIC: topic, ...form },
+      })
+      expect(await answer(res)).toEqual({
+        status: 403,
+        body: { detail: 'Not authorized for project acme/beta' },
+      })
+      expect(await sinkMessages(topic)).toEqual([])
+    })
+
+    it('a granted one is produced', async () => {
+      const r = await inForm(form, {
+        call_ids: ['weave:///acme/beta/call/0190a1b2-0000-7000-8000-000000000001'],
+      })
+      expect(r.answer).toEqual({ status: 200, body: {} })
+      expect(r.messages).toHaveLength(1)
+    })
+
+    it('a call id holding a ref inside is a 422', async () => {
+      const id = '["weave:///acme/beta/call/c1"]'
+      const r = await inForm(form, { call_ids: [id] })
+      expect(r.answer).toMatchObject({
+        status: 422,
+        body: { detail: [valueError(['body', 'call_ids', 0], id)] },
+      })
+    })
+  },
+)

@@ -296,7 +296,7 @@ describe("the edge's own checks, after parity validation", () => {
       REF,
       'weave-trace-internal:///UHJvamVjdDox/object/Toxicity:9f2c',
       'weave:///acme/support-bot/table/T:1',
-      'weave:///acme/support-bot/op/Judge:abc/attr/rows/0',
+      'weave:///acme/support-bot/op/Judge:abc/attr/rows/index/0',
       'weave:///acme/support-bot/object/NoDigest',
     ]
     const res = await edge(

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { CACHE_MAX_ENTRIES, kvDirectory } from '../src/projects/directory.ts'
-import { splitExternalRef } from '../src/projects/internal-ids.ts'
+import { splitExternalRef } from '../src/schemas/weave-ref.ts'
 
 describe('splitExternalRef follows rest.split("/", 2) of Weave\'s converter', () => {
   // Expected values from Python: "a//c".split("/", 2) == ["a", "", "c"], and so on.

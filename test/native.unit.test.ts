@@ -22,9 +22,9 @@ import { KAFKA_MURMUR2_VECTORS } from './fixtures/murmur2-vectors.ts'
 import { javaPartition } from './kafka/murmur2.ts'
 
 const base = env as unknown as Record<string, string>
-const load = (over: Record<string, string | undefined>) =>
+const load = (over: Record<string, string | null | undefined>) =>
   loadConfig({ ...base, ...over } as unknown as Env)
-const problems = (over: Record<string, string | undefined>) => {
+const problems = (over: Record<string, string | null | undefined>) => {
   const result = load(over)
   return result.ok ? [] : result.problems
 }
@@ -59,6 +59,33 @@ describe('native transport configuration', () => {
       tls: true,
     })
     expect(load({ ...NATIVE, KAFKA_TLS: '' }).ok && true).toBe(true)
+  })
+
+  it('native without a mechanism needs no SASL secrets, unset as on Cloudflare or null as under workerd', () => {
+    // `npm start` binds every secret with workerd's fromEnvironment: an unset one is null there.
+    for (const unset of [undefined, null, '']) {
+      const result = load({
+        ...NATIVE,
+        KAFKA_TLS: 'false',
+        KAFKA_SASL_MECHANISM: '',
+        KAFKA_USERNAME: unset,
+        KAFKA_PASSWORD: unset,
+      })
+      expect(result.ok ? result.config.kafka : result.problems).toEqual({
+        dialect: 'native',
+        brokers: ['b1.example.com:9093'],
+        tls: false,
+      })
+    }
+    // With a mechanism, a null secret is as missing as an unset one.
+    expect(
+      problems({
+        ...NATIVE,
+        KAFKA_SASL_MECHANISM: 'plain',
+        KAFKA_USERNAME: null,
+        KAFKA_PASSWORD: 'p',
+      }),
+    ).toEqual(['KAFKA_USERNAME: required when KAFKA_SASL_MECHANISM is set'])
   })
 
   it('native: each SASL mechanism with the secrets', () => {

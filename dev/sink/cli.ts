@@ -1,7 +1,7 @@
 /**
- * Runs the sink in the foreground:
+ * Runs the sink in the foreground (through npm, whose Node runs TypeScript; Node 20 does not):
  *
- *   node dev/sink/cli.ts [--port 8788] [--username dev] [--password dev-password]
+ *   npm run sink -- [--port 8788 (or SINK_PORT)] [--username dev] [--password dev-password]
  *                        [--partitions 3] [--v2-flavor confluent|redpanda|karapace]
  *                        [--cluster-id local-cluster] [--log]
  *                        [--rate-limit 10] [--burst 10] [--retry-after 1]
@@ -20,7 +20,7 @@ import type { SinkOptions, Throttle, V2Flavor } from './types.ts'
 
 const { values } = parseArgs({
   options: {
-    port: { type: 'string', default: '8788' },
+    port: { type: 'string', default: process.env.SINK_PORT ?? '8788' },
     username: { type: 'string', default: 'dev' },
     password: { type: 'string', default: 'dev-password' },
     partitions: { type: 'string', default: '3' },

@@ -4,6 +4,7 @@
  * transport uses only with a mechanism set. One list for the test configs, the load and the bench.
  */
 import { writeFileSync } from 'node:fs'
+import { unstable_readConfig } from 'wrangler'
 
 export const LOCAL_SECRETS = {
   UPSTASH_KAFKA_REST_USERNAME: 'dev',
@@ -27,4 +28,20 @@ export function writeLocalDevVars(file: string): void {
       .map(([name, value]) => `${name}=${value}`)
       .join('\n')}\n`,
   )
+}
+
+/**
+ * Every var of wrangler.toml (its top level, the local defaults) and every local secret, as
+ * Miniflare bindings for the test configs. Miniflare's bindings are laid over what wrangler
+ * loaded, and wrangler also reads the developer's `.dev.vars`: setting each binding here means no
+ * value there (say `DELIVERY_MODE="queue"` or an Upstash URL) reaches a test. Tests that need
+ * another value set it themselves.
+ */
+export function hermeticBindings(configPath = 'wrangler.toml'): Record<string, string> {
+  const config = unstable_readConfig({ config: configPath }) as { vars?: Record<string, unknown> }
+  const bindings: Record<string, string> = {}
+  for (const [name, value] of Object.entries(config.vars ?? {})) {
+    bindings[name] = typeof value === 'string' ? value : JSON.stringify(value)
+  }
+  return { ...bindings, ...LOCAL_SECRETS }
 }

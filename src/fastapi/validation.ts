@@ -5,6 +5,13 @@ import {
   CLIENT_REF,
   INTERNAL_CLIENT_REF,
 } from '../schemas/calls-score.ts'
+import {
+  EXTERNAL_PREFIX,
+  extraProblem,
+  INTERNAL_PREFIX,
+  projectProblem,
+  splitExternalRef,
+} from '../schemas/weave-ref.ts'
 import type { PyObject, PyValue } from './pyjson.ts'
 
 /** One entry of FastAPI's `{"detail": [...]}`, keys in pydantic's order. */
@@ -122,18 +129,57 @@ const INTERNAL_REF_IN_EXTERNAL_FORM =
 const BAD_INTERNAL_REF =
   'scorer ref must be a client ref weave:///<entity>/<project>/(object|op)/<name>:<digest> or weave-trace-internal:///<internal project id>/(object|op)/<name>:<digest>'
 
+const BAD_CALL_REF = 'a call id starting with weave:/// must be a ref weave:///<entity>/<project>/…'
+const EMBEDDED_REF =
+  'a call id may be a weave:/// ref as a whole, but may not hold a weave:/// or weave-trace-internal:/// ref'
+const badExtra = (problem: string) =>
+  `a ref's path after <name>:<digest> ${problem}, as Weave's ref parser requires`
+
 /** Why a scorer ref is refused, or undefined when it passes the edge's check. */
 function scorerRefProblem(ref: string, internalForm: boolean): string | undefined {
-  if (CLIENT_REF.test(ref)) return undefined
-  if (!ref.startsWith('weave-trace-internal:///')) return internalForm ? BAD_INTERNAL_REF : BAD_REF
+  const client = CLIENT_REF.exec(ref)
+  if (client !== null) {
+    const project = projectProblem(`${client[1]}/${client[2]}`)
+    if (project !== undefined) return `scorer ref's ${project}`
+    // weave:///<entity>/<project>/<kind>/<name>:<digest>/<extra…>
+    const extra = extraProblem(ref.split('/').slice(7))
+    return extra === undefined ? undefined : badExtra(extra)
+  }
+  if (!ref.startsWith(INTERNAL_PREFIX)) return internalForm ? BAD_INTERNAL_REF : BAD_REF
   if (!internalForm) return INTERNAL_REF_IN_EXTERNAL_FORM
-  return INTERNAL_CLIENT_REF.test(ref) ? undefined : BAD_INTERNAL_REF
+  if (!INTERNAL_CLIENT_REF.test(ref)) return BAD_INTERNAL_REF
+  // weave-trace-internal:///<id>/<kind>/<name>:<digest>/<extra…>
+  const extra = extraProblem(ref.split('/').slice(6))
+  return extra === undefined ? undefined : badExtra(extra)
+}
+
+/**
+ * Why a call id is refused, or undefined. Weave's converter rewrites every string of the request
+ * that starts with `weave:///`, call ids included, so such a call id names a project, which must
+ * be a W&B project name and is then authorized like the request's own, in both id forms. Refused
+ * where Weave would raise or re-serialise: no `entity/project/` part (Weave: "Invalid URI"), and
+ * an id that is no `weave:///` ref itself but holds an external or internal ref (newer Weave
+ * rewrites refs embedded in JSON text and checks internal refs against project access; the edge
+ * can do neither, and real call ids are UUIDs).
+ */
+function callIdProblem(id: string): string | undefined {
+  // One cheap test per id; the scheme checks only for the rare id that passes it.
+  if (!id.includes(':///')) return undefined
+  if (id.startsWith(EXTERNAL_PREFIX)) {
+    const parts = splitExternalRef(id)
+    if (parts === undefined) return BAD_CALL_REF
+    const project = projectProblem(parts.project)
+    return project === undefined ? undefined : `call id ref's ${project}`
+  }
+  return id.includes(EXTERNAL_PREFIX) || id.includes(INTERNAL_PREFIX) ? EMBEDDED_REF : undefined
 }
 
 /**
  * The edge's own checks on a body FastAPI would accept, in the same 422 shape: list limits
- * (pydantic's `too_long`), client-form scorer refs (in the internal id form, internal refs of
- * that shape too: their projects are checked later), and strings that cannot reach Kafka as UTF-8.
+ * (pydantic's `too_long`), W&B project names (the request's, its refs' and its call-id refs'),
+ * client-form scorer refs with the paths Weave's ref parser accepts (in the internal id form,
+ * internal refs of that shape too: their projects are checked later), call ids Weave would not
+ * convert, and strings that cannot reach Kafka as UTF-8. The same in both id forms.
  */
 export function edgeErrors(
   req: CallsScoreRequest,
@@ -144,14 +190,21 @@ export function edgeErrors(
   const errors: PydanticError[] = []
   // A body known to hold no lone surrogate spares testing each of up to 10,000 strings.
   const wellFormed = (s: string) => bodyWellFormed || s.isWellFormed()
+  const project = projectProblem(req.project_id)
   if (!wellFormed(req.project_id)) {
     errors.push(valueError(['body', 'project_id'], LONE_SURROGATE, req.project_id))
+  } else if (project !== undefined) {
+    errors.push(valueError(['body', 'project_id'], `project_id's ${project}`, req.project_id))
   }
   if (req.call_ids.length > limits.maxCallIds) {
     errors.push(tooLong('call_ids', req.call_ids, limits.maxCallIds))
-  } else if (!bodyWellFormed) {
+  } else {
     req.call_ids.forEach((id, i) => {
       if (!wellFormed(id)) errors.push(valueError(['body', 'call_ids', i], LONE_SURROGATE, id))
+      else {
+        const problem = callIdProblem(id)
+        if (problem !== undefined) errors.push(valueError(['body', 'call_ids', i], problem, id))
+      }
     })
   }
   if (req.scorer_refs.length > limits.maxScorerRefs) {

@@ -123,7 +123,7 @@ export function openApiDocument(limits: DocumentedLimits | undefined) {
             'the durable fallback queue.',
             '\n\nAuthentication: HTTP Basic, the password is the API key (any username; Weave',
             'clients send `api`). The key must grant `project_id` and the project of every',
-            'scorer ref (`entity/project` or `entity/*`).',
+            'scorer ref and `weave:///` call id (`entity/project` or `entity/*`).',
             `\n\nLimits: ${describeLimits(limits)} Requests per API key are rate limited (\`429\`).`,
           ]
             .join(' ')
@@ -150,7 +150,7 @@ export function openApiDocument(limits: DocumentedLimits | undefined) {
             },
             '403': {
               description:
-                'The API key does not grant `project_id` or the project of a scorer ref; nothing was enqueued.',
+                'The API key does not grant `project_id`, the project of a scorer ref or that of a `weave:///` call id; nothing was enqueued.',
               content: json('HTTPError'),
             },
             '404': {

@@ -17,6 +17,7 @@ import { REQUEST_ID_HEADER } from '../middleware/request-context.ts'
 import { kvDirectory } from '../projects/directory.ts'
 import { resolveInternalIds } from '../projects/internal-ids.ts'
 import { CallsScoreReq, CLIENT_REF, isPlainCallsScoreRequest } from '../schemas/calls-score.ts'
+import { callIdRefProjects } from '../schemas/weave-ref.ts'
 
 const tooLarge = (maxSize: number) =>
   new ApiError('payload_too_large', `Request body too large: the limit is ${maxSize} bytes`)
@@ -84,6 +85,8 @@ export function registerCallsScore(app: Hono<AppEnv>, deps: AppDeps): void {
         const [, entity, project] = CLIENT_REF.exec(ref) ?? []
         if (entity !== undefined) projects.add(`${entity}/${project}`)
       }
+      // Weave converts a weave:/// call id like a ref, access check included: both id forms.
+      for (const project of callIdRefProjects(req.call_ids)) projects.add(project)
       for (const project of projects) {
         if (!grantsProject(grants, project)) {
           throw new ApiError('forbidden', `Not authorized for project ${project}`)

@@ -75,9 +75,11 @@ export const CallsScoreRes = z.object({}).meta({
 
 /**
  * A client scorer ref: `weave:///<entity>/<project>/(object|op)/<name>:<digest>` with optional
- * further path segments. Captures entity and project for authorization.
+ * further path segments (whose pairs src/schemas/weave-ref.ts checks). One colon, as Weave's
+ * parser splits `<name>:<digest>` into exactly two. Captures entity and project for
+ * authorization.
  */
-export const CLIENT_REF = /^weave:\/\/\/([^/]+)\/([^/]+)\/(?:object|op)\/[^/:]+:[^/]+(?:\/[^/]+)*$/
+export const CLIENT_REF = /^weave:\/\/\/([^/]+)\/([^/]+)\/(?:object|op)\/[^/:]+:[^/:]+(?:\/[^/]+)*$/
 
 /**
  * A scorer ref already in Weave's internal form, `weave-trace-internal:///<internal project id>/
@@ -85,4 +87,4 @@ export const CLIENT_REF = /^weave:\/\/\/([^/]+)\/([^/]+)\/(?:object|op)\/[^/:]+:
  * request's own or one the key grants (docs/internal-ids.md). Captures the internal project id.
  */
 export const INTERNAL_CLIENT_REF =
-  /^weave-trace-internal:\/\/\/([^/]+)\/(?:object|op)\/[^/:]+:[^/]+(?:\/[^/]+)*$/
+  /^weave-trace-internal:\/\/\/([^/]+)\/(?:object|op)\/[^/:]+:[^/:]+(?:\/[^/]+)*$/
