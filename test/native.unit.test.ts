@@ -199,7 +199,13 @@ describe('producer shards for direct delivery', () => {
     const result = load(WITH_SHARDS)
     expect(
       result.ok && result.config.kafka.dialect === 'native' && result.config.kafka.shards,
-    ).toEqual({ namespace: base.KAFKA_PRODUCERS, count: 8 })
+    ).toEqual({
+      namespace: base.KAFKA_PRODUCERS,
+      count: 8,
+      lingerMs: 0,
+      idleSeconds: 60,
+      lateAckWaitMs: 3000,
+    })
     const three = load({ ...WITH_SHARDS, KAFKA_PRODUCER_SHARDS: '3' })
     expect(
       three.ok && three.config.kafka.dialect === 'native' && three.config.kafka.shards,
@@ -238,10 +244,14 @@ describe('producer shards for direct delivery', () => {
         },
       }),
     } as unknown as Env['KAFKA_PRODUCERS']
-    return { shards: { namespace, count }, reached, calls }
+    return {
+      shards: { namespace, count, lingerMs: 2, idleSeconds: 60, lateAckWaitMs: 3000 },
+      reached,
+      calls,
+    }
   }
   const CONNECTION = { brokers: ['b1:9093'], tls: true, sasl: undefined }
-  const OPTIONS = { maxBytes: 1000, requestTimeoutMs: 2000 }
+  const OPTIONS = { maxBytes: 1000 }
 
   it('spreads calls over every shard and hands each the whole call', async () => {
     const fake = fakeShards(4, async () => ({ ok: true }))
@@ -253,11 +263,13 @@ describe('producer shards for direct delivery', () => {
       new Set(['producer-0', 'producer-1', 'producer-2', 'producer-3']),
     )
     expect(fake.calls[0]).toEqual({
+      key: JSON.stringify(CONNECTION),
       connection: CONNECTION,
       messages: MESSAGES,
       deadlineAt: deadline.at,
       maxBytes: 1000,
-      requestTimeoutMs: 2000,
+      lingerMs: 2,
+      idleMs: 60_000,
     })
     expect(await producer.produce([], deadline)).toEqual({ ok: true })
     expect(fake.calls).toHaveLength(200)
@@ -281,10 +293,12 @@ describe('producer shards for direct delivery', () => {
       OPTIONS,
     )
     const started = Date.now()
+    // The shard still holds the write: the answer says which one, to ask it later.
     expect(await silent.produce(MESSAGES, { at: started + 50 })).toMatchObject({
       ok: false,
       reason: 'timeout',
       acknowledged: [false, false],
+      heldBy: 'producer-0',
     })
     expect(Date.now() - started).toBeLessThan(1000)
     expect(await silent.produce(MESSAGES, { at: Date.now() - 1 })).toMatchObject({
