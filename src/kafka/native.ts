@@ -76,6 +76,12 @@ let opened = 0
 /** How many broker connections this isolate has opened so far. */
 export const nativeConnectionsOpened = () => opened
 
+/** Sends (kafkajs `send` calls, a produce request per leader) this isolate has made. */
+let sends = 0
+
+/** How many sends this isolate has made so far (coalescing shows as fewer sends than calls). */
+export const nativeSends = () => sends
+
 /**
  * kafkajs's own socket factory (plain `node:net`, or `node:tls` with SNI for a host name),
  * counting what it opens. No TLS option beyond kafkajs's: workerd's `node:tls` refuses
@@ -179,6 +185,7 @@ class ConnectedProducer implements JobProducer {
     const remaining = deadline.at - Date.now()
     if (remaining <= 0) return failAll(batch.length, 'timeout', 'deadline passed before sending')
     try {
+      sends++
       await this.#producer.send({
         topic,
         // acks=all: every in-sync replica has the record before it counts as acknowledged.

@@ -241,7 +241,8 @@ export class KafkaProducerShard extends DurableObject<Env> {
 
   async #send(line: Line, producer: Producer, batch: Batch): Promise<void> {
     const { calls } = batch
-    const messages = calls.length === 1 ? (calls[0] as Call).messages : calls.flatMap((c) => c.messages)
+    const messages =
+      calls.length === 1 ? (calls[0] as Call).messages : calls.flatMap((c) => c.messages)
     let result: ProduceResult
     try {
       // The write's own clock is the outcome window, not the callers' deadlines: a caller that
@@ -379,11 +380,7 @@ export class ShardedProducer implements JobProducer {
   readonly #maxBytes: number
   readonly #ids: (DurableObjectId | undefined)[]
 
-  constructor(
-    shards: ProducerShards,
-    connection: NativeConnection,
-    options: { maxBytes: number },
-  ) {
+  constructor(shards: ProducerShards, connection: NativeConnection, options: { maxBytes: number }) {
     this.#shards = shards
     this.#connection = connection
     this.#key = JSON.stringify(connection)
@@ -424,7 +421,11 @@ export class ShardedProducer implements JobProducer {
       const result = await withTimeout(answer, remaining)
       if (result !== TIMED_OUT) return result
       return {
-        ...failAll(messages.length, 'timeout', `producer shard ${shard}: no answer before the deadline`),
+        ...failAll(
+          messages.length,
+          'timeout',
+          `producer shard ${shard}: no answer before the deadline`,
+        ),
         heldBy: name,
       }
     } catch (e) {
@@ -438,7 +439,12 @@ export class ShardedProducer implements JobProducer {
     messages: readonly KafkaMessage[],
     waitMs: number,
   ): Promise<readonly WriteOutcome[]> {
-    return shardOutcomes(this.#shards, heldBy, messages.map((m) => jobIdOf(m) ?? ''), waitMs)
+    return shardOutcomes(
+      this.#shards,
+      heldBy,
+      messages.map((m) => jobIdOf(m) ?? ''),
+      waitMs,
+    )
   }
 }
 
