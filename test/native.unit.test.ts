@@ -13,7 +13,13 @@ import kafkajsMurmur2 from 'kafkajs/src/producer/partitioners/default/murmur2.js
 import { describe, expect, it } from 'vitest'
 import { type Config, loadConfig } from '../src/config.ts'
 import { breakerKey } from '../src/delivery/deliver.ts'
-import { NativeProducer, nativeFailureReason, nativeRequestSize } from '../src/kafka/native.ts'
+import {
+  connectNative,
+  NativeProducer,
+  nativeFailureReason,
+  nativeRequestSize,
+  seedOrder,
+} from '../src/kafka/native.ts'
 import type { KafkaMessage, ProduceResult } from '../src/kafka/producer.ts'
 import { ShardedProducer, type ShardProduce } from '../src/kafka/producer-shards.ts'
 import { producerFor } from '../src/kafka/select.ts'
@@ -192,6 +198,32 @@ describe('native produce calls under the batch limit', () => {
   })
 })
 
+describe('bootstrap seeds', () => {
+  it('every order of the seeds comes up: no listed broker carries every new connection', () => {
+    const seen = new Set<string>()
+    for (let i = 0; i < 200; i++) seen.add(seedOrder(['a:1', 'b:2', 'c:3']).join(','))
+    expect(seen.size).toBe(6)
+  })
+
+  it('a seed that just failed goes last, and the whole list is tried within the deadline', async () => {
+    // Nothing listens on port 1 of loopback: refused at once.
+    const dead = ['127.0.0.1:1', '127.0.0.2:1']
+    const started = Date.now()
+    const connected = await connectNative(
+      { brokers: dead, tls: false, sasl: undefined },
+      started + 3_000,
+      1_000,
+    )
+    expect(connected.ok).toBe(false)
+    expect(nativeFailureReason(connected.ok ? undefined : connected.error).reason).toBe(
+      'unreachable',
+    )
+    for (let i = 0; i < 20; i++) {
+      expect(seedOrder([...dead, 'live.example:9092'])[0]).toBe('live.example:9092')
+    }
+  })
+})
+
 describe('producer shards for direct delivery', () => {
   const WITH_SHARDS = { ...NATIVE, KAFKA_PRODUCERS: base.KAFKA_PRODUCERS }
 
@@ -201,8 +233,8 @@ describe('producer shards for direct delivery', () => {
       result.ok && result.config.kafka.dialect === 'native' && result.config.kafka.shards,
     ).toEqual({
       namespace: base.KAFKA_PRODUCERS,
-      count: 8,
-      lingerMs: 0,
+      count: 2,
+      lingerMs: 2,
       idleSeconds: 60,
       lateAckWaitMs: 3000,
     })

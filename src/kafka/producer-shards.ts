@@ -166,7 +166,7 @@ export class KafkaProducerShard extends DurableObject<Env> {
   #open(call: ShardProduce): Line {
     const line: Line = {
       key: call.key,
-      connecting: connectNative(call.connection, call.deadlineAt, OUTCOME_WINDOW_MS),
+      connecting: connectNative(call.connection, call.deadlineAt, OUTCOME_WINDOW_MS + 2_000),
       producer: undefined,
       waiting: [],
       current: undefined,
