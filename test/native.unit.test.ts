@@ -14,7 +14,6 @@ import { describe, expect, it } from 'vitest'
 import { type Config, loadConfig } from '../src/config.ts'
 import { breakerKey } from '../src/delivery/deliver.ts'
 import {
-  connectNative,
   NativeProducer,
   nativeFailureReason,
   nativeRequestSize,
@@ -203,24 +202,6 @@ describe('bootstrap seeds', () => {
     const seen = new Set<string>()
     for (let i = 0; i < 200; i++) seen.add(seedOrder(['a:1', 'b:2', 'c:3']).join(','))
     expect(seen.size).toBe(6)
-  })
-
-  it('a seed that just failed goes last, and the whole list is tried within the deadline', async () => {
-    // Nothing listens on port 1 of loopback: refused at once.
-    const dead = ['127.0.0.1:1', '127.0.0.2:1']
-    const started = Date.now()
-    const connected = await connectNative(
-      { brokers: dead, tls: false, sasl: undefined },
-      started + 3_000,
-      1_000,
-    )
-    expect(connected.ok).toBe(false)
-    expect(nativeFailureReason(connected.ok ? undefined : connected.error).reason).toBe(
-      'unreachable',
-    )
-    for (let i = 0; i < 20; i++) {
-      expect(seedOrder([...dead, 'live.example:9092'])[0]).toBe('live.example:9092')
-    }
   })
 })
 

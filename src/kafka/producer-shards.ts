@@ -462,7 +462,7 @@ export async function shardOutcomes(
   try {
     const stub = shards.namespace.get(shards.namespace.idFromName(heldBy))
     const answer = stub.outcomes(jobIds, waitMs) as Promise<WriteOutcome[]>
-    const outcomes = await withTimeout(answer, waitMs + 1_000)
+    const outcomes = await withTimeout(answer, waitMs + 500)
     return outcomes === TIMED_OUT ? unknown() : outcomes
   } catch {
     return unknown()

@@ -4,6 +4,7 @@
  * consumer connect through the live one within the produce budget, without the queue.
  */
 import { describe, expect, it } from 'vitest'
+import { seedOrder } from '../../src/kafka/native.ts'
 import { consumeBatch, queuedJob } from '../helpers.ts'
 import { freshTopic, kafka, nativeVars, readRecords, score } from './helpers.ts'
 
@@ -60,4 +61,13 @@ describe.each(DEAD)('a %s broker listed first', (label, dead) => {
     expect(logs.find((l) => l.msg === 'queue_batch')).toMatchObject({ acknowledged: 2 })
     expect(await readRecords(topic)).toHaveLength(2)
   })
+})
+
+it('seeds that failed lately go last for the next new producers', () => {
+  // Both dead seeds failed in the tests above (this isolate runs the shards too).
+  for (let i = 0; i < 20; i++) {
+    expect(seedOrder([kafka.refusedBroker, kafka.silentBroker, kafka.bootstrap])[0]).toBe(
+      kafka.bootstrap,
+    )
+  }
 })
