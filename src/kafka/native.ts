@@ -76,6 +76,12 @@ let opened = 0
 /** How many broker connections this isolate has opened so far. */
 export const nativeConnectionsOpened = () => opened
 
+/** Producers connected by {@link connectNative}, per bootstrap list as configured. */
+const connects = new Map<string, number>()
+
+/** How many producers this isolate has connected for this bootstrap list (`KAFKA_BROKERS`). */
+export const nativeConnects = (brokers: readonly string[]) => connects.get(brokers.join(',')) ?? 0
+
 /** Sends (kafkajs `send` calls, a produce request per leader) this isolate has made. */
 let sends = 0
 
@@ -321,6 +327,8 @@ export async function connectNative(
     )
     if (failed === undefined) {
       seedPenalties.delete(seed)
+      const list = connection.brokers.join(',')
+      connects.set(list, (connects.get(list) ?? 0) + 1)
       return { ok: true, producer }
     }
     void closeNativeProducer(producer)

@@ -63,8 +63,17 @@ describe.each(DEAD)('a %s broker listed first', (label, dead) => {
   })
 })
 
-it('seeds that failed lately go last for the next new producers', () => {
-  // Both dead seeds failed in the tests above (this isolate runs the shards too).
+it('seeds that failed lately go last for the next new producers', async () => {
+  const topic = await freshTopic('seeds-dead')
+  // Only dead seeds, so both are tried (no queue: a 503, nothing left for the consumer).
+  const answer = await score(topic, ['dead'], {
+    ...nativeVars(''),
+    KAFKA_BROKERS: `${kafka.refusedBroker},${kafka.silentBroker}`,
+    KAFKA_PRODUCERS: undefined,
+    KAFKA_PRODUCE_RETRIES: '0',
+    SCORE_QUEUE: undefined,
+  })
+  expect(answer).toMatchObject({ status: 503, line: { kafka_reason: 'unreachable' } })
   for (let i = 0; i < 20; i++) {
     expect(seedOrder([kafka.refusedBroker, kafka.silentBroker, kafka.bootstrap])[0]).toBe(
       kafka.bootstrap,
