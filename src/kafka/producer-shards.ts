@@ -194,7 +194,7 @@ export class KafkaProducerShard extends DurableObject<Env> {
   #schedule(line: Line): void {
     if (line.waiting.length === 0) return
     const current = line.current
-    // A batch whose callers have all been answered (timed out) no longer holds the others back.
+    // A batch past its earliest caller's deadline (answered by its own timer) holds none back.
     if (current && current.deadlineAt > Date.now()) return
     if (line.lingerMs > 0 && !current) {
       if (line.lingering) return
