@@ -58,8 +58,20 @@ export type NativeKafkaSettings = {
   shards?: ProducerShards | undefined
 }
 
-/** The producer shards' namespace and how many of its objects requests spread over. */
-export type ProducerShards = { namespace: Env['KAFKA_PRODUCERS']; count: number }
+/** The producer shards' namespace, how many of its objects requests spread over, and their timing. */
+export type ProducerShards = {
+  namespace: Env['KAFKA_PRODUCERS']
+  count: number
+  /** `KAFKA_PRODUCER_LINGER_MS`: how long an idle shard waits for more calls before sending. */
+  lingerMs: number
+  /** `KAFKA_PRODUCER_IDLE_SECONDS`: a shard's producer unused this long is disconnected. */
+  idleSeconds: number
+  /**
+   * `KAFKA_LATE_ACK_WAIT_MS`: without a queue, how long past the produce deadline a request
+   * waits for the outcome of its timed-out write before answering 503.
+   */
+  lateAckWaitMs: number
+}
 
 const needed = (dialect: KafkaRestDialect) => `required when KAFKA_REST_DIALECT is ${dialect}`
 const restUrl = (dialect: KafkaRestDialect) =>
@@ -163,6 +175,9 @@ const NativeSchema = z
     KAFKA_USERNAME: z.string().nullish(),
     KAFKA_PASSWORD: z.string().nullish(),
     KAFKA_PRODUCER_SHARDS: intSetting(1, 1_000),
+    KAFKA_PRODUCER_LINGER_MS: intSetting(0, 1_000),
+    KAFKA_PRODUCER_IDLE_SECONDS: intSetting(1, 86_400),
+    KAFKA_LATE_ACK_WAIT_MS: intSetting(0, 10_000),
     // A binding, not a setting: its presence decides where direct delivery's connections live.
     KAFKA_PRODUCERS: z.custom<Env['KAFKA_PRODUCERS']>().optional(),
   })
@@ -171,6 +186,9 @@ const NativeSchema = z
     const shards = e.KAFKA_PRODUCERS && {
       namespace: e.KAFKA_PRODUCERS,
       count: e.KAFKA_PRODUCER_SHARDS,
+      lingerMs: e.KAFKA_PRODUCER_LINGER_MS,
+      idleSeconds: e.KAFKA_PRODUCER_IDLE_SECONDS,
+      lateAckWaitMs: e.KAFKA_LATE_ACK_WAIT_MS,
     }
     if (mechanism === '')
       return { dialect: 'native', brokers: e.KAFKA_BROKERS, tls: e.KAFKA_TLS === 'true', shards }

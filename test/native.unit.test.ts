@@ -13,7 +13,12 @@ import kafkajsMurmur2 from 'kafkajs/src/producer/partitioners/default/murmur2.js
 import { describe, expect, it } from 'vitest'
 import { type Config, loadConfig } from '../src/config.ts'
 import { breakerKey } from '../src/delivery/deliver.ts'
-import { NativeProducer, nativeFailureReason, nativeRequestSize } from '../src/kafka/native.ts'
+import {
+  NativeProducer,
+  nativeFailureReason,
+  nativeRequestSize,
+  seedOrder,
+} from '../src/kafka/native.ts'
 import type { KafkaMessage, ProduceResult } from '../src/kafka/producer.ts'
 import { ShardedProducer, type ShardProduce } from '../src/kafka/producer-shards.ts'
 import { producerFor } from '../src/kafka/select.ts'
@@ -219,6 +224,14 @@ describe('native produce calls under the batch limit', () => {
   })
 })
 
+describe('bootstrap seeds', () => {
+  it('every order of the seeds comes up: no listed broker carries every new connection', () => {
+    const seen = new Set<string>()
+    for (let i = 0; i < 200; i++) seen.add(seedOrder(['a:1', 'b:2', 'c:3']).join(','))
+    expect(seen.size).toBe(6)
+  })
+})
+
 describe('producer shards for direct delivery', () => {
   const WITH_SHARDS = { ...NATIVE, KAFKA_PRODUCERS: base.KAFKA_PRODUCERS }
 
@@ -226,7 +239,13 @@ describe('producer shards for direct delivery', () => {
     const result = load(WITH_SHARDS)
     expect(
       result.ok && result.config.kafka.dialect === 'native' && result.config.kafka.shards,
-    ).toEqual({ namespace: base.KAFKA_PRODUCERS, count: 8 })
+    ).toEqual({
+      namespace: base.KAFKA_PRODUCERS,
+      count: 2,
+      lingerMs: 2,
+      idleSeconds: 60,
+      lateAckWaitMs: 3000,
+    })
     const three = load({ ...WITH_SHARDS, KAFKA_PRODUCER_SHARDS: '3' })
     expect(
       three.ok && three.config.kafka.dialect === 'native' && three.config.kafka.shards,
@@ -265,10 +284,14 @@ describe('producer shards for direct delivery', () => {
         },
       }),
     } as unknown as Env['KAFKA_PRODUCERS']
-    return { shards: { namespace, count }, reached, calls }
+    return {
+      shards: { namespace, count, lingerMs: 2, idleSeconds: 60, lateAckWaitMs: 3000 },
+      reached,
+      calls,
+    }
   }
   const CONNECTION = { brokers: ['b1:9093'], tls: true, sasl: undefined }
-  const OPTIONS = { maxBytes: 1000, requestTimeoutMs: 2000 }
+  const OPTIONS = { maxBytes: 1000 }
 
   it('spreads calls over every shard and hands each the whole call', async () => {
     const fake = fakeShards(4, async () => ({ ok: true }))
@@ -280,11 +303,13 @@ describe('producer shards for direct delivery', () => {
       new Set(['producer-0', 'producer-1', 'producer-2', 'producer-3']),
     )
     expect(fake.calls[0]).toEqual({
+      key: JSON.stringify(CONNECTION),
       connection: CONNECTION,
       messages: MESSAGES,
       deadlineAt: deadline.at,
       maxBytes: 1000,
-      requestTimeoutMs: 2000,
+      lingerMs: 2,
+      idleMs: 60_000,
     })
     expect(await producer.produce([], deadline)).toEqual({ ok: true })
     expect(fake.calls).toHaveLength(200)
@@ -308,10 +333,12 @@ describe('producer shards for direct delivery', () => {
       OPTIONS,
     )
     const started = Date.now()
+    // The shard still holds the write: the answer says which one, to ask it later.
     expect(await silent.produce(MESSAGES, { at: started + 50 })).toMatchObject({
       ok: false,
       reason: 'timeout',
       acknowledged: [false, false],
+      heldBy: 'producer-0',
     })
     expect(Date.now() - started).toBeLessThan(1000)
     expect(await silent.produce(MESSAGES, { at: Date.now() - 1 })).toMatchObject({

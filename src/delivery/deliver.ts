@@ -121,7 +121,13 @@ export async function deliverJobs(
 
   // Kafka did not acknowledge everything in time: the rest goes to the durable queue, and
   // the client still gets {} once the queue holds it. Only a refusal there is a 503.
-  const pending = messages.filter((_, i) => !result.acknowledged[i])
+  let acknowledged = result.acknowledged
+  const lateAcks = await awaitLateAcks(messages, result, { config, producer, queue, log })
+  if (lateAcks) {
+    acknowledged = acknowledged.map((a, i) => a || lateAcks[i] === true)
+    if (acknowledged.every(Boolean)) return
+  }
+  const pending = messages.filter((_, i) => !acknowledged[i])
   await toQueue(
     messages,
     pending,
@@ -133,7 +139,40 @@ export async function deliverJobs(
       kafka_detail: result.detail,
       kafka_acknowledged: messages.length - pending.length,
     },
+    result.reason === 'timeout' ? result.heldBy : undefined,
+    result.reason === 'timeout',
   )
+}
+
+/**
+ * Without a queue (self-hosted), a write that timed out in a producer shard may still land: wait
+ * up to `KAFKA_LATE_ACK_WAIT_MS` for its outcome rather than answer 503 for jobs that are on
+ * Kafka (a client retrying them would write them twice). Per message, whether it landed late;
+ * undefined when there is nothing to wait for.
+ */
+async function awaitLateAcks(
+  messages: readonly KafkaMessage[],
+  result: Extract<PolicyResult['result'], { ok: false }>,
+  { config, producer, queue, log }: DeliveryContext,
+): Promise<boolean[] | undefined> {
+  const { kafka } = config
+  if (queue || result.reason !== 'timeout' || !result.heldBy || !producer.outcomeOf) return
+  if (kafka.dialect !== 'native' || !kafka.shards || kafka.shards.lateAckWaitMs === 0) return
+  const indexes = messages.flatMap((_, i) => (result.acknowledged[i] ? [] : [i]))
+  const outcomes = await producer.outcomeOf(
+    result.heldBy,
+    indexes.map((i) => messages[i] as KafkaMessage),
+    kafka.shards.lateAckWaitMs,
+  )
+  const late = messages.map(() => false)
+  let landed = 0
+  indexes.forEach((index, j) => {
+    if (outcomes[j] !== 'landed') return
+    late[index] = true
+    landed++
+  })
+  log.kafka_late_acknowledged = landed
+  return late
 }
 
 async function toQueue(
@@ -141,10 +180,13 @@ async function toQueue(
   pending: readonly KafkaMessage[],
   { config, queue, log }: Omit<DeliveryContext, 'producer'>,
   kafkaLog: Record<string, unknown>,
+  heldBy?: string,
+  outcomeUnknown = false,
 ): Promise<void> {
   const queued = await enqueueJobs(queue, pending, {
     timeoutMs: config.queue.sendTimeoutMs,
     projectBuckets: config.projectBuckets,
+    heldBy,
   })
   if (!queued.ok) {
     throw new ApiError(
@@ -161,4 +203,7 @@ async function toQueue(
     )
   }
   Object.assign(log, kafkaLog, { outcome: 'queued', queued: queued.queued })
+  // A timed-out write may still land: these jobs may reach Kafka twice (the consumer asks the
+  // shard named in each job first, when there is one).
+  if (outcomeUnknown) log.queued_unknown_outcome = queued.queued
 }

@@ -42,8 +42,9 @@ import { type RequestSize, SizeLimitedProducer, utf8Length } from './split.ts'
 export const NATIVE_CLIENT_ID = 'weave-calls-score'
 
 /**
- * The longest a TCP (+TLS) connect may take, within the produce deadline: a broker that does
- * not accept in this time is as good as down, and the rest of the budget is left to the queue.
+ * The longest one seed's connect (TCP, TLS, ApiVersions, SASL) may take, within the produce
+ * deadline: a broker that has not answered in this time is as good as down, and the rest of the
+ * budget is left to the next seed, then to the queue.
  */
 const CONNECT_TIMEOUT_MS = 1_500
 
@@ -74,6 +75,18 @@ let opened = 0
 
 /** How many broker connections this isolate has opened so far. */
 export const nativeConnectionsOpened = () => opened
+
+/** Producers connected by {@link connectNative}, per bootstrap list as configured. */
+const connects = new Map<string, number>()
+
+/** How many producers this isolate has connected for this bootstrap list (`KAFKA_BROKERS`). */
+export const nativeConnects = (brokers: readonly string[]) => connects.get(brokers.join(',')) ?? 0
+
+/** Sends (kafkajs `send` calls, a produce request per leader) this isolate has made. */
+let sends = 0
+
+/** How many sends this isolate has made so far (coalescing shows as fewer sends than calls). */
+export const nativeSends = () => sends
 
 /**
  * kafkajs's own socket factory (plain `node:net`, or `node:tls` with SNI for a host name),
@@ -178,6 +191,7 @@ class ConnectedProducer implements JobProducer {
     const remaining = deadline.at - Date.now()
     if (remaining <= 0) return failAll(batch.length, 'timeout', 'deadline passed before sending')
     try {
+      sends++
       await this.#producer.send({
         topic,
         // acks=all: every in-sync replica has the record before it counts as acknowledged.
@@ -221,7 +235,8 @@ export type NativeConnection = Pick<NativeKafkaSettings, 'brokers' | 'tls' | 'sa
 /**
  * A kafkajs producer for these settings, not yet connected. Our policy (produceWithPolicy, the
  * queue's redelivery) is the only one that retries, so kafkajs's own retries are off; its
- * connect, authentication and request timeouts are the ones given, never its defaults.
+ * connect and authentication timeouts (`connectMs`, ApiVersions included) and its request
+ * timeout (`requestMs`, produce and metadata) are the ones given, never its defaults.
  */
 export function createNativeProducer(
   connection: NativeConnection,
@@ -234,8 +249,8 @@ export function createNativeProducer(
     ssl: connection.tls,
     ...(sasl ? { sasl } : {}),
     socketFactory,
-    connectionTimeout: Math.min(CONNECT_TIMEOUT_MS, timeouts.connectMs),
-    authenticationTimeout: timeouts.requestMs,
+    connectionTimeout: Math.max(1, Math.min(CONNECT_TIMEOUT_MS, timeouts.connectMs)),
+    authenticationTimeout: Math.max(1, timeouts.connectMs),
     requestTimeout: timeouts.requestMs,
     enforceRequestTimeout: true,
     retry: { retries: 0 },
@@ -249,6 +264,85 @@ export function createNativeProducer(
     // a minute (and at once after a failed send, which drops the shard's producer).
     metadataMaxAge: 60_000,
   })
+}
+
+/** How long a seed that could not be reached goes to the end of the list. */
+const SEED_PENALTY_MS = 30_000
+
+/**
+ * Seeds that failed lately (per isolate): address -> until when it is tried last. Plain data,
+ * no I/O object, so module state is fine.
+ */
+const seedPenalties = new Map<string, number>()
+
+/**
+ * The order in which to try the bootstrap brokers: shuffled, so no listed broker carries every
+ * new connection, with the ones that failed in the last half minute last. kafkajs starts at the
+ * first listed seed every time and, with its retries off, never tries another.
+ */
+export function seedOrder(brokers: readonly string[], now: number = Date.now()): string[] {
+  const order = [...brokers]
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[order[i], order[j]] = [order[j] as string, order[i] as string]
+  }
+  const penalised = (seed: string) => (seedPenalties.get(seed) ?? 0) > now
+  return [...order.filter((s) => !penalised(s)), ...order.filter(penalised)]
+}
+
+/** A producer connected to one seed, or why none could be. */
+export type Connected = { ok: true; producer: Producer } | { ok: false; error: unknown }
+
+/**
+ * Connects a producer, trying the bootstrap brokers in {@link seedOrder} within `deadlineAt`:
+ * a seed that refuses, resets, or accepts and then never answers (its ApiVersions and SASL are
+ * bounded by the connect timeout) costs at most its share of the budget, and the next one is
+ * tried. A seed never gets more than half of what is left while another remains, so a dead
+ * first seed leaves time for a live second. Refused credentials end the attempt: every seed
+ * would say the same. Once connected, the seed is only where metadata comes from; the
+ * partition leaders it names get connections of their own.
+ */
+export async function connectNative(
+  connection: NativeConnection,
+  deadlineAt: number,
+  requestMs: number,
+): Promise<Connected> {
+  const seeds = seedOrder(connection.brokers)
+  let error: unknown = new Error('deadline passed before connecting')
+  for (const [i, seed] of seeds.entries()) {
+    const remaining = deadlineAt - Date.now()
+    if (remaining <= 0) break
+    const share = i < seeds.length - 1 ? Math.min(CONNECT_TIMEOUT_MS, remaining / 2) : remaining
+    const budget = Math.max(1, Math.floor(share))
+    const producer = createNativeProducer(
+      { ...connection, brokers: [seed, ...seeds.filter((s) => s !== seed)] },
+      { connectMs: budget, requestMs },
+    )
+    const failed = await withTimeout(
+      producer.connect().then(
+        () => undefined,
+        (e: unknown) => e ?? new Error('connect failed'),
+      ),
+      budget,
+    )
+    if (failed === undefined) {
+      seedPenalties.delete(seed)
+      const list = connection.brokers.join(',')
+      connects.set(list, (connects.get(list) ?? 0) + 1)
+      return { ok: true, producer }
+    }
+    void closeNativeProducer(producer)
+    error =
+      failed === TIMED_OUT
+        ? Object.assign(new Error(`Connection timeout: ${seed} did not answer in ${budget} ms`), {
+            name: 'KafkaJSConnectionError',
+          })
+        : failed
+    const { reason } = nativeFailureReason(error)
+    if (reason === 'unauthorized' || reason === 'rejected') break
+    seedPenalties.set(seed, Date.now() + SEED_PENALTY_MS)
+  }
+  return { ok: false, error }
 }
 
 /** The records of one produce call over a connected producer, split under `maxBytes`. */
@@ -286,21 +380,19 @@ export class NativeProducer implements JobProducer {
     if (messages.length === 0) return { ok: true }
     const remaining = deadline.at - Date.now()
     if (remaining <= 0) return failAll(messages.length, 'timeout', 'deadline passed before sending')
-    const producer = createNativeProducer(this.#settings, {
-      connectMs: remaining,
-      requestMs: remaining,
-    })
+    let producer: Producer | undefined
     const run = async (): Promise<ProduceResult> => {
-      try {
-        await producer.connect()
-      } catch (e) {
-        const { reason, detail } = nativeFailureReason(e)
+      const connected = await connectNative(this.#settings, deadline.at, remaining)
+      if (!connected.ok) {
+        const { reason, detail } = nativeFailureReason(connected.error)
         return failAll(messages.length, reason, `connect: ${detail}`)
       }
+      producer = connected.producer
       return sendOver(producer, messages, deadline, this.#maxBytes)
     }
+    const running = run()
     try {
-      const result = await withTimeout(run(), remaining)
+      const result = await withTimeout(running, remaining)
       return result === TIMED_OUT
         ? failAll(messages.length, 'timeout', 'no acknowledgement before the deadline')
         : result
@@ -308,7 +400,9 @@ export class NativeProducer implements JobProducer {
       const { reason, detail } = nativeFailureReason(e)
       return failAll(messages.length, reason, detail)
     } finally {
-      await closeNativeProducer(producer)
+      if (producer) await closeNativeProducer(producer)
+      // Still connecting when the deadline came: close whatever that attempt ends up holding.
+      else void running.then(() => producer && closeNativeProducer(producer)).catch(() => {})
     }
   }
 }

@@ -4,152 +4,467 @@
  * by the next one of the same isolate ("Cannot perform I/O on behalf of a different request"),
  * but one held by a Durable Object can, so a request pays an RPC instead of a TCP (+TLS, +SASL)
  * handshake and a metadata round trip (docs/native-kafka.md has the figures). Requests spread at
- * random over `KAFKA_PRODUCER_SHARDS` objects, so no single object is a bottleneck.
+ * random over `KAFKA_PRODUCER_SHARDS` objects.
+ *
+ * A shard sends one produce at a time per connection: the records of calls that arrive while it
+ * is in flight (or within `KAFKA_PRODUCER_LINGER_MS`) go out together in the next one, and each
+ * caller is answered for its own records. A write that outlives its caller's deadline keeps
+ * running, and the shard remembers what became of it, so the queue consumer that re-sends the
+ * caller's jobs can ask instead of producing them twice (docs/delivery.md, "Duplicates").
  */
 import { DurableObject } from 'cloudflare:workers'
 import type { Producer } from 'kafkajs'
 import type { ProducerShards } from '../config.ts'
 import { TIMED_OUT, withTimeout } from '../lib/timeout.ts'
+import { JOB_ID_HEADER } from './jobs.ts'
 import {
+  type Connected,
   closeNativeProducer,
-  createNativeProducer,
+  connectNative,
   type NativeConnection,
   nativeFailureReason,
+  nativeRequestSize,
   sendOver,
 } from './native.ts'
-import type { Deadline, JobProducer, KafkaMessage, ProduceResult } from './producer.ts'
+import type {
+  Deadline,
+  JobProducer,
+  KafkaMessage,
+  ProduceResult,
+  WriteOutcome,
+} from './producer.ts'
 import { failAll } from './rest.ts'
+
+/**
+ * How long a shard's write may run past its caller's deadline so that its outcome becomes
+ * known: the broker's wait for the in-sync replicas and kafkajs's request timeout. Longer than
+ * a dead replica takes to leave the in-sync set (up to `broker.session.timeout.ms`, 9 s by
+ * default), so an `acks=all` write stalled by a crash ends in an answer, not in a guess.
+ */
+export const OUTCOME_WINDOW_MS = 15_000
+
+/** How long a shard remembers the outcome of a write that its caller gave up on. */
+export const OUTCOME_RETENTION_MS = 10 * 60_000
+
+/** At most this many remembered outcomes per shard (records, oldest forgotten first). */
+const OUTCOME_MAX = 100_000
+
+/**
+ * A call answered this close to its deadline may reach a caller that has given up already: its
+ * outcome is remembered too (the RPC's way back and the two clocks).
+ */
+const LATE_MARGIN_MS = 250
 
 /** One produce call as a shard receives it. */
 export type ShardProduce = {
+  /** The connection settings' identity, computed once per configuration by the caller. */
+  key: string
   connection: NativeConnection
   messages: readonly KafkaMessage[]
   deadlineAt: number
   maxBytes: number
-  /** The kafkajs request timeout of a producer this call creates: the produce budget. */
-  requestTimeoutMs: number
+  /** `KAFKA_PRODUCER_LINGER_MS`: how long an idle shard waits for more calls before sending. */
+  lingerMs: number
+  /** `KAFKA_PRODUCER_IDLE_SECONDS` in ms: a producer unused this long is disconnected. */
+  idleMs: number
 }
 
-type Held = { producer: Producer; connected: Promise<unknown> }
+type Call = {
+  messages: readonly KafkaMessage[]
+  deadlineAt: number
+  bytes: number
+  resolve: (result: ProduceResult) => void
+}
+
+/** The calls of one produce request, and its completion. */
+type Batch = { calls: Call[]; deadlineAt: number; done: Promise<void> }
+
+/** One producer (one set of connection settings) and the calls queued for it. */
+type Line = {
+  key: string
+  connecting: Promise<Connected>
+  producer: Producer | undefined
+  waiting: Call[]
+  /** The batch new calls wait behind, while its callers' deadlines have not passed. */
+  current: Batch | undefined
+  /** Every batch still in flight, late ones included. */
+  running: Set<Batch>
+  lastUsed: number
+  lingering: boolean
+  maxBytes: number
+  lingerMs: number
+  closed: boolean
+}
+
+const jobIdOf = (m: KafkaMessage) => m.headers?.find((h) => h.key === JOB_ID_HEADER)?.value
+
+const recordBytes = (messages: readonly KafkaMessage[]) => {
+  let bytes = 0
+  for (const m of messages) bytes += nativeRequestSize.record(m)
+  return bytes
+}
+
+/** A batch's result as one of its callers sees it: its own records only. */
+function sliceOf(result: ProduceResult, from: number, count: number): ProduceResult {
+  if (result.ok) return result
+  const acknowledged = result.acknowledged.slice(from, from + count)
+  return acknowledged.every(Boolean) ? { ok: true } : { ...result, acknowledged }
+}
 
 /**
  * The producers one object holds, one per connection settings (a rotated password is a new
- * producer; the old one is closed when it fails). A producer that failed for any reason other
- * than a refused record is closed and forgotten, so a broken connection never serves a later
- * call: the next one connects afresh.
+ * producer). A producer whose send failed for any reason other than a refused record is closed
+ * and forgotten once its other writes are done, so a broken connection never serves a later
+ * call: the next one connects afresh, to the seeds in a new order.
  */
 export class KafkaProducerShard extends DurableObject<Env> {
-  readonly #held = new Map<string, Held>()
+  readonly #lines = new Map<string, Line>()
+  readonly #outcomes = new Map<string, { outcome: WriteOutcome; at: number }>()
+  #idleMs = 60_000
+  #idleTimer: ReturnType<typeof setTimeout> | undefined
 
-  async produce(call: ShardProduce): Promise<ProduceResult> {
+  produce(call: ShardProduce): Promise<ProduceResult> | ProduceResult {
     const { messages, deadlineAt } = call
-    const remaining = deadlineAt - Date.now()
-    if (remaining <= 0) return failAll(messages.length, 'timeout', 'deadline passed before sending')
-    const key = JSON.stringify(call.connection)
-    const held = this.#hold(key, call)
-    const connected = await withTimeout(
-      held.connected.then(
-        () => undefined,
-        (e: unknown) => e ?? new Error('connect failed'),
-      ),
-      remaining,
+    const now = Date.now()
+    if (deadlineAt <= now) {
+      return failAll(messages.length, 'timeout', 'deadline passed before sending')
+    }
+    const line = this.#lines.get(call.key) ?? this.#open(call)
+    line.lastUsed = now
+    line.maxBytes = call.maxBytes
+    line.lingerMs = call.lingerMs
+    if (this.#idleMs !== call.idleMs || this.#idleTimer === undefined) {
+      this.#idleMs = call.idleMs
+      this.#armIdle()
+    }
+    return new Promise<ProduceResult>((resolve) => {
+      line.waiting.push({ messages, deadlineAt, bytes: recordBytes(messages), resolve })
+      if (line.producer) this.#schedule(line)
+    })
+  }
+
+  /**
+   * What became of these jobs' records (by `weave-job-id`), waiting up to `waitMs` for those
+   * still in flight or queued here.
+   */
+  async outcomes(jobIds: readonly string[], waitMs = 0): Promise<WriteOutcome[]> {
+    const now = Date.now()
+    this.#forget(now)
+    if (waitMs > 0) {
+      const pending = new Set(jobIds.filter((id) => this.#pending(id)))
+      if (pending.size > 0) {
+        const running = [...this.#lines.values()].flatMap((l) => [...l.running].map((b) => b.done))
+        // Queued calls go out (or expire) when the batch ahead of them completes.
+        await withTimeout(Promise.all(running), waitMs)
+      }
+    }
+    return jobIds.map(
+      (id) => this.#outcomes.get(id)?.outcome ?? (this.#pending(id) ? 'pending' : 'unknown'),
     )
-    if (connected === TIMED_OUT) {
-      this.#drop(key, held)
-      return failAll(messages.length, 'timeout', 'connect: no connection before the deadline')
+  }
+
+  #open(call: ShardProduce): Line {
+    const line: Line = {
+      key: call.key,
+      connecting: connectNative(call.connection, call.deadlineAt, OUTCOME_WINDOW_MS + 2_000),
+      producer: undefined,
+      waiting: [],
+      current: undefined,
+      running: new Set(),
+      lastUsed: Date.now(),
+      lingering: false,
+      maxBytes: call.maxBytes,
+      lingerMs: call.lingerMs,
+      closed: false,
     }
-    if (connected !== undefined) {
-      this.#drop(key, held)
-      const { reason, detail } = nativeFailureReason(connected)
-      return failAll(messages.length, reason, `connect: ${detail}`)
+    this.#lines.set(call.key, line)
+    void line.connecting.then((connected) => {
+      if (!connected.ok) {
+        const { reason, detail } = nativeFailureReason(connected.error)
+        this.#drop(line, failAll(0, reason, `connect: ${detail}`))
+        return
+      }
+      line.producer = connected.producer
+      if (line.closed) void closeNativeProducer(connected.producer)
+      else this.#schedule(line)
+    })
+    return line
+  }
+
+  #schedule(line: Line): void {
+    if (line.waiting.length === 0) return
+    const current = line.current
+    // A batch past its earliest caller's deadline (answered by its own timer) holds none back.
+    if (current && current.deadlineAt > Date.now()) return
+    if (line.lingerMs > 0 && !current) {
+      if (line.lingering) return
+      line.lingering = true
+      setTimeout(() => {
+        line.lingering = false
+        this.#flush(line)
+      }, line.lingerMs)
+      return
     }
-    let result: ProduceResult | typeof TIMED_OUT
+    this.#flush(line)
+  }
+
+  /** Sends the queued calls that fit one request; calls whose deadline passed are not sent. */
+  #flush(line: Line): void {
+    const producer = line.producer
+    if (!producer || line.closed) return
+    const now = Date.now()
+    const calls: Call[] = []
+    let bytes = nativeRequestSize.base
+    let deadlineAt = Number.POSITIVE_INFINITY
+    let taken = 0
+    for (const call of line.waiting) {
+      if (call.deadlineAt <= now) {
+        taken++
+        const result = failAll(call.messages.length, 'timeout', 'not sent before the deadline')
+        this.#remember(call.messages, result, now, true)
+        call.resolve(result)
+        continue
+      }
+      if (calls.length > 0 && bytes + call.bytes > line.maxBytes) break
+      taken++
+      calls.push(call)
+      bytes += call.bytes
+      if (call.deadlineAt < deadlineAt) deadlineAt = call.deadlineAt
+    }
+    line.waiting.splice(0, taken)
+    if (calls.length === 0) return
+    const batch: Batch = { calls, deadlineAt, done: Promise.resolve() }
+    line.current = batch
+    line.running.add(batch)
+    batch.done = this.#send(line, producer, batch)
+  }
+
+  async #send(line: Line, producer: Producer, batch: Batch): Promise<void> {
+    const { calls } = batch
+    const messages =
+      calls.length === 1 ? (calls[0] as Call).messages : calls.flatMap((c) => c.messages)
+    let result: ProduceResult
     try {
-      result = await withTimeout(
-        sendOver(held.producer, messages, { at: deadlineAt }, call.maxBytes),
-        deadlineAt - Date.now(),
+      // The write's own clock is the outcome window, not the callers' deadlines: a caller that
+      // gave up is answered by its own timer, and the write ends in a known outcome.
+      result = await sendOver(
+        producer,
+        messages,
+        { at: Date.now() + OUTCOME_WINDOW_MS },
+        line.maxBytes,
       )
     } catch (e) {
       const { reason, detail } = nativeFailureReason(e)
       result = failAll(messages.length, reason, detail)
     }
-    if (result === TIMED_OUT) {
-      this.#drop(key, held)
-      return failAll(messages.length, 'timeout', 'no acknowledgement before the deadline')
+    line.running.delete(batch)
+    if (line.current === batch) line.current = undefined
+    const now = Date.now()
+    let from = 0
+    for (const call of calls) {
+      const own = calls.length === 1 ? result : sliceOf(result, from, call.messages.length)
+      from += call.messages.length
+      if (now >= call.deadlineAt - LATE_MARGIN_MS) this.#remember(call.messages, own, now)
+      call.resolve(own)
     }
-    if (!result.ok && result.reason !== 'rejected') this.#drop(key, held)
-    return result
+    if (!result.ok && result.reason !== 'rejected') this.#drop(line, result)
+    else if (line.closed) this.#closeWhenDone(line)
+    else this.#schedule(line)
   }
 
-  #hold(key: string, call: ShardProduce): Held {
-    const existing = this.#held.get(key)
-    if (existing) return existing
-    const producer = createNativeProducer(call.connection, {
-      connectMs: call.requestTimeoutMs,
-      requestMs: call.requestTimeoutMs,
+  /**
+   * Forgets the line: queued calls are answered `unavailable` (never sent: the policy retries
+   * them over a fresh connection), and its producer is closed once its writes in flight are
+   * done, so their outcomes are still learnt.
+   */
+  #drop(line: Line, cause: ProduceResult): void {
+    if (this.#lines.get(line.key) === line) this.#lines.delete(line.key)
+    line.closed = true
+    const detail = cause.ok ? 'producer closed' : `producer closed after: ${cause.detail}`
+    const now = Date.now()
+    for (const call of line.waiting.splice(0)) {
+      const result = cause.ok
+        ? failAll(call.messages.length, 'unavailable', detail)
+        : { ...cause, acknowledged: call.messages.map(() => false) }
+      this.#remember(call.messages, result, now, true)
+      call.resolve(result)
+    }
+    this.#closeWhenDone(line)
+  }
+
+  #closeWhenDone(line: Line): void {
+    if (line.running.size > 0 || !line.producer) return
+    const producer = line.producer
+    line.producer = undefined
+    void closeNativeProducer(producer)
+  }
+
+  /** Outcomes of records whose caller may have given up, by job id. */
+  #remember(
+    messages: readonly KafkaMessage[],
+    result: ProduceResult,
+    now: number,
+    unsent = false,
+  ): void {
+    messages.forEach((m, i) => {
+      const id = jobIdOf(m)
+      if (id === undefined) return
+      const landed = result.ok || result.acknowledged[i] === true
+      // A refused or unsent record is known not to be on Kafka; after any other failure it may be.
+      const outcome: WriteOutcome = landed
+        ? 'landed'
+        : unsent || result.ok || result.reason === 'rejected'
+          ? 'failed'
+          : 'unknown'
+      this.#outcomes.set(id, { outcome, at: now })
     })
-    const held: Held = { producer, connected: producer.connect() }
-    // Observed by every call that waits on it; this keeps a failure nobody awaits yet handled.
-    held.connected.catch(() => {})
-    this.#held.set(key, held)
-    return held
+    this.#forget(now)
   }
 
-  #drop(key: string, held: Held): void {
-    if (this.#held.get(key) === held) this.#held.delete(key)
-    void closeNativeProducer(held.producer)
+  #forget(now: number): void {
+    const before = now - OUTCOME_RETENTION_MS
+    for (const [id, { at }] of this.#outcomes) {
+      if (at >= before && this.#outcomes.size <= OUTCOME_MAX) break
+      this.#outcomes.delete(id)
+    }
+  }
+
+  /** Whether a record of this job is queued or in flight here. */
+  #pending(id: string): boolean {
+    const has = (calls: Iterable<Call>) => {
+      for (const call of calls) if (call.messages.some((m) => jobIdOf(m) === id)) return true
+      return false
+    }
+    for (const line of this.#lines.values()) {
+      if (has(line.waiting)) return true
+      for (const batch of line.running) if (has(batch.calls)) return true
+    }
+    return false
+  }
+
+  /**
+   * One timer per shard, not per call: when it fires, producers unused for the idle time (and
+   * with nothing in flight) are disconnected, and it is armed again for the others.
+   */
+  #armIdle(): void {
+    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer)
+    this.#idleTimer = setTimeout(() => this.#closeIdle(), this.#idleMs)
+  }
+
+  #closeIdle(): void {
+    this.#idleTimer = undefined
+    const now = Date.now()
+    let next = this.#idleMs
+    for (const line of this.#lines.values()) {
+      const idleFor = now - line.lastUsed
+      if (idleFor >= this.#idleMs && line.running.size === 0 && line.waiting.length === 0) {
+        this.#drop(line, { ok: true })
+      } else {
+        next = Math.min(next, Math.max(1_000, this.#idleMs - idleFor))
+      }
+    }
+    if (this.#lines.size > 0) this.#idleTimer = setTimeout(() => this.#closeIdle(), next)
   }
 }
 
 /**
  * Direct delivery's native producer: each call's jobs to one shard, chosen at random, by RPC.
  * An RPC that fails (the object reset, overloaded, or its isolate gone) is `unavailable`, so
- * the policy retries and then queues; one not answered by the deadline is a `timeout`.
+ * the policy retries and then queues; one not answered by the deadline is a `timeout` held by
+ * that shard, which can later tell whether its records landed ({@link outcomeOf}).
  */
 export class ShardedProducer implements JobProducer {
   readonly #shards: ProducerShards
   readonly #connection: NativeConnection
+  readonly #key: string
   readonly #maxBytes: number
-  readonly #requestTimeoutMs: number
+  readonly #ids: (DurableObjectId | undefined)[]
 
-  constructor(
-    shards: ProducerShards,
-    connection: NativeConnection,
-    options: { maxBytes: number; requestTimeoutMs: number },
-  ) {
+  constructor(shards: ProducerShards, connection: NativeConnection, options: { maxBytes: number }) {
     this.#shards = shards
     this.#connection = connection
+    this.#key = JSON.stringify(connection)
     this.#maxBytes = options.maxBytes
-    this.#requestTimeoutMs = options.requestTimeoutMs
+    this.#ids = new Array(shards.count)
+  }
+
+  /** The shard's stub; ids are derived once per configuration. */
+  #stub(name: string, index?: number) {
+    const { namespace } = this.#shards
+    if (index === undefined) return namespace.get(namespace.idFromName(name))
+    let id = this.#ids[index]
+    if (!id) {
+      id = namespace.idFromName(name)
+      this.#ids[index] = id
+    }
+    return namespace.get(id)
   }
 
   async produce(messages: readonly KafkaMessage[], deadline: Deadline): Promise<ProduceResult> {
     if (messages.length === 0) return { ok: true }
     const remaining = deadline.at - Date.now()
     if (remaining <= 0) return failAll(messages.length, 'timeout', 'deadline passed before sending')
-    const { namespace, count } = this.#shards
+    const { count, lingerMs, idleSeconds } = this.#shards
     const shard = Math.floor(Math.random() * count)
+    const name = `producer-${shard}`
     try {
-      const stub = namespace.get(namespace.idFromName(`producer-${shard}`))
       // The RPC's result type is a union of wrapped promises; the value is a ProduceResult.
-      const answer = stub.produce({
+      const answer = this.#stub(name, shard).produce({
+        key: this.#key,
         connection: this.#connection,
         messages,
         deadlineAt: deadline.at,
         maxBytes: this.#maxBytes,
-        requestTimeoutMs: this.#requestTimeoutMs,
+        lingerMs,
+        idleMs: idleSeconds * 1000,
       }) as Promise<ProduceResult>
       const result = await withTimeout(answer, remaining)
-      return result === TIMED_OUT
-        ? failAll(
-            messages.length,
-            'timeout',
-            `producer shard ${shard}: no answer before the deadline`,
-          )
-        : result
+      if (result !== TIMED_OUT) return result
+      return {
+        ...failAll(
+          messages.length,
+          'timeout',
+          `producer shard ${shard}: no answer before the deadline`,
+        ),
+        heldBy: name,
+      }
     } catch (e) {
       const detail = e instanceof Error ? `${e.name}: ${e.message}` : String(e)
       return failAll(messages.length, 'unavailable', `producer shard ${shard}: ${detail}`)
     }
+  }
+
+  async outcomeOf(
+    heldBy: string,
+    messages: readonly KafkaMessage[],
+    waitMs: number,
+  ): Promise<readonly WriteOutcome[]> {
+    return shardOutcomes(
+      this.#shards,
+      heldBy,
+      messages.map((m) => jobIdOf(m) ?? ''),
+      waitMs,
+    )
+  }
+}
+
+/**
+ * Asks the shard that held a timed-out write what became of these jobs; `unknown` for each when
+ * the shard cannot say in time (reset, unreachable).
+ */
+export async function shardOutcomes(
+  shards: ProducerShards,
+  heldBy: string,
+  jobIds: readonly string[],
+  waitMs = 0,
+): Promise<readonly WriteOutcome[]> {
+  const unknown = () => jobIds.map((): WriteOutcome => 'unknown')
+  try {
+    const stub = shards.namespace.get(shards.namespace.idFromName(heldBy))
+    const answer = stub.outcomes(jobIds, waitMs) as Promise<WriteOutcome[]>
+    const outcomes = await withTimeout(answer, waitMs + 500)
+    return outcomes === TIMED_OUT ? unknown() : outcomes
+  } catch {
+    return unknown()
   }
 }

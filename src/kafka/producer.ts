@@ -37,7 +37,19 @@ export type ProduceResult =
       acknowledged: readonly boolean[]
       /** Seconds the upstream asked us to wait (its Retry-After), if any. */
       retryAfterSeconds?: number
+      /**
+       * A `timeout` whose write still runs where it was sent (a producer shard's name): the
+       * records may land after the answer, and that shard can tell whether they did.
+       */
+      heldBy?: string
     }
+
+/**
+ * What became of a record whose write timed out for its caller: `landed` (acknowledged by
+ * Kafka), `failed` (refused or never sent), `pending` (still in flight), `unknown` (no trace of
+ * it: the holder restarted, or forgot it after its retention).
+ */
+export type WriteOutcome = 'landed' | 'failed' | 'pending' | 'unknown'
 
 /**
  * The port every Kafka REST dialect implements. One call sends all messages in one HTTP request
@@ -46,6 +58,15 @@ export type ProduceResult =
  */
 export interface JobProducer {
   produce(messages: readonly KafkaMessage[], deadline: Deadline): Promise<ProduceResult>
+  /**
+   * For a failure with `heldBy`: the outcome of each of its records, waiting up to `waitMs` for
+   * the ones still in flight. Only producers whose writes outlive their caller have it.
+   */
+  outcomeOf?(
+    heldBy: string,
+    messages: readonly KafkaMessage[],
+    waitMs: number,
+  ): Promise<readonly WriteOutcome[]>
 }
 
 /** A point in time (ms since epoch) by which an attempt must have an answer. */

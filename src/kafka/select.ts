@@ -65,10 +65,7 @@ export function producerFor(config: Config, use: ProducerUse = 'request'): JobPr
           ? new ShardedProducer(
               kafka.shards,
               { brokers: kafka.brokers, tls: kafka.tls, sasl: kafka.sasl },
-              {
-                maxBytes: config.delivery.maxRequestBytes,
-                requestTimeoutMs: config.produceTimeoutMs,
-              },
+              { maxBytes: config.delivery.maxRequestBytes },
             )
           : new NativeProducer(kafka, config.delivery.maxRequestBytes)
         : new SizeLimitedProducer(

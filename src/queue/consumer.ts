@@ -3,6 +3,7 @@ import { type Config, loadConfig } from '../config.ts'
 import { produceUnlessThrottled } from '../delivery/deliver.ts'
 import { JOB_ID_HEADER } from '../kafka/jobs.ts'
 import type { JobProducer, ProduceResult } from '../kafka/producer.ts'
+import { shardOutcomes } from '../kafka/producer-shards.ts'
 import type { ProducerUse } from '../kafka/select.ts'
 import type { QueueConfig } from './config.ts'
 import type { QueuedJob } from './jobs-queue.ts'
@@ -12,6 +13,7 @@ const QueuedJobSchema = z.object({
   key: z.string(),
   value: z.string(),
   headers: z.array(z.object({ key: z.string(), value: z.string() })),
+  shard: z.string().optional(),
 })
 
 type Failure = Extract<ProduceResult, { ok: false }>
@@ -63,13 +65,20 @@ export async function consumeScoreJobs(
     return
   }
 
-  const counts = { acknowledged: 0, retried: 0, dead_lettered: 0 }
-  const valid: { message: Message<unknown>; job: QueuedJob }[] = []
+  const counts = {
+    acknowledged: 0,
+    retried: 0,
+    dead_lettered: 0,
+    already_landed: 0,
+    still_pending: 0,
+  }
+  const parsed: { message: Message<unknown>; job: QueuedJob }[] = []
   for (const message of batch.messages) {
-    const parsed = QueuedJobSchema.safeParse(message.body)
-    if (parsed.success) valid.push({ message, job: parsed.data })
+    const job = QueuedJobSchema.safeParse(message.body)
+    if (job.success) parsed.push({ message, job: job.data })
     else await deadLetter(env, message, undefined, 'malformed queue message', counts)
   }
+  const valid = await withoutLanded(parsed)
 
   // One produce call for the whole batch (up to max_batch_size jobs): one Kafka REST request,
   // or a few when KAFKA_REST_MAX_REQUEST_BYTES or topics split it. While this isolate's throttle
@@ -121,6 +130,49 @@ export async function consumeScoreJobs(
         }
       : {}),
   })
+
+  /**
+   * Jobs queued after their write timed out in a producer shard: that shard is asked what
+   * became of the write before anything is produced again. Landed: acknowledged without
+   * producing. Still in flight: retried later (until the last attempt, which produces). Failed,
+   * or unknown to the shard (restarted, forgotten, unreachable): produced. The rest as they are.
+   */
+  async function withoutLanded(jobs: { message: Message<unknown>; job: QueuedJob }[]) {
+    const shards = base.ok && base.config.kafka.dialect === 'native' && base.config.kafka.shards
+    if (!shards || !jobs.some(({ job }) => job.shard)) return jobs
+    const byShard = new Map<string, { message: Message<unknown>; job: QueuedJob }[]>()
+    const settled = new Set<Message<unknown>>()
+    for (const entry of jobs) {
+      if (!entry.job.shard || jobIdOf(entry.job) === null) continue
+      const held = byShard.get(entry.job.shard) ?? []
+      held.push(entry)
+      byShard.set(entry.job.shard, held)
+    }
+    await Promise.all(
+      [...byShard].map(async ([shard, held]) => {
+        const outcomes = await shardOutcomes(
+          shards,
+          shard,
+          held.map(({ job }) => jobIdOf(job) ?? ''),
+        )
+        held.forEach((entry, i) => {
+          const outcome = outcomes[i]
+          if (outcome === 'landed') {
+            entry.message.ack()
+            counts.already_landed++
+            settled.add(entry.message)
+          } else if (outcome === 'pending' && entry.message.attempts < queueConfig.maxAttempts) {
+            entry.message.retry({
+              delaySeconds: retryDelaySeconds(entry.message.attempts, queueConfig),
+            })
+            counts.still_pending++
+            settled.add(entry.message)
+          }
+        })
+      }),
+    )
+    return jobs.filter(({ message }) => !settled.has(message))
+  }
 
   async function deadLetter(
     env: Env,

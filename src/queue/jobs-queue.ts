@@ -11,6 +11,11 @@ export type QueuedJob = {
   key: string
   value: string
   headers: { key: string; value: string }[]
+  /**
+   * The producer shard whose write of this job timed out for the request and may still land:
+   * the consumer asks it before producing (docs/delivery.md, "Duplicates").
+   */
+  shard?: string | undefined
 }
 
 // Cloudflare Queues: 128 KB per message, 100 messages and 256 KB per sendBatch. Margins cover
@@ -34,12 +39,17 @@ type WeaveValue = {
  * is split into smaller chunks (the consumer handles any chunk size; values keep Weave's exact
  * format, keys are recomputed from each new first id). `null` when even one id is too large.
  */
-export function toQueuedJobs(message: KafkaMessage, projectBuckets: number): QueuedJob[] | null {
+export function toQueuedJobs(
+  message: KafkaMessage,
+  projectBuckets: number,
+  heldBy?: string,
+): QueuedJob[] | null {
   const job: QueuedJob = {
     topic: message.topic,
     key: message.key,
     value: message.value,
     headers: [...(message.headers ?? [])],
+    ...(heldBy === undefined ? {} : { shard: heldBy }),
   }
   if (size(job) <= MAX_MESSAGE_BYTES) return [job]
   const parsed = JSON.parse(message.value) as WeaveValue
@@ -98,12 +108,12 @@ export type EnqueueResult =
 export async function enqueueJobs(
   queue: Queue<QueuedJob> | undefined,
   messages: readonly KafkaMessage[],
-  options: { timeoutMs: number; projectBuckets: number },
+  options: { timeoutMs: number; projectBuckets: number; heldBy?: string | undefined },
 ): Promise<EnqueueResult> {
   if (!queue) return { ok: false, reason: 'no_queue', detail: 'no queue bound' }
   const jobs: QueuedJob[] = []
   for (const message of messages) {
-    const fitted = toQueuedJobs(message, options.projectBuckets)
+    const fitted = toQueuedJobs(message, options.projectBuckets, options.heldBy)
     if (!fitted) return { ok: false, reason: 'too_large', detail: 'a job exceeds the queue limit' }
     jobs.push(...fitted)
   }

@@ -49,7 +49,10 @@ describe('broker state faults under the native transport', () => {
     }
     expect(answer.status).toBe(200)
     expect(answer.body).toBe('{}')
-    expect(answer.line).toMatchObject({ outcome: 'queued', queued: 1, kafka_reason: 'timeout' })
+    expect(answer.line).toMatchObject({ outcome: 'queued', queued: 1 })
+    // A producer already connected sent and got no answer (`timeout`: it may land); a fresh one
+    // got no handshake answer and sent nothing (`unreachable`).
+    expect(['timeout', 'unreachable']).toContain(answer.line.kafka_reason)
     // Bounded: the produce deadline, plus the queue send and the request's own work.
     expect(answer.ms).toBeLessThan(PRODUCE_TIMEOUT_MS + 3_000)
     const records = await recordsOnBroker(topic, 1)

@@ -4,7 +4,7 @@
  * read records back from the broker and stop, start or reshape it.
  */
 import { createServer, type IncomingMessage } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { type AddressInfo, createServer as createTcpServer, type Socket } from 'node:net'
 import { Producer, stringSerializers } from '@platformatic/kafka'
 import type { TestProject } from 'vitest/node'
 import { KAFKA_USER, startKafka } from '../../scripts/lib/kafka.ts'
@@ -17,6 +17,10 @@ export type KafkaContext = {
   username: string
   password: string
   controlUrl: string
+  /** A loopback port nobody listens on: a broker that refuses. */
+  refusedBroker: string
+  /** A socket that accepts and never answers: a hung (or blackholed) broker. */
+  silentBroker: string
 }
 
 declare module 'vitest' {
@@ -124,6 +128,19 @@ export default async function setup(project: TestProject) {
   await new Promise<void>((resolve) => control.listen(0, '127.0.0.1', resolve))
   const { port } = control.address() as AddressInfo
 
+  // Dead seeds for the failover tests.
+  const held = new Set<Socket>()
+  const silent = createTcpServer((socket) => {
+    held.add(socket)
+    socket.on('close', () => held.delete(socket))
+    socket.on('error', () => {})
+  })
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  const closed = createTcpServer()
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
+  const refusedPort = (closed.address() as AddressInfo).port
+  await new Promise<void>((resolve) => closed.close(() => resolve()))
+
   project.provide('kafka', {
     bootstrap: kafka.bootstrap,
     saslBootstrap: kafka.saslBootstrap,
@@ -132,8 +149,12 @@ export default async function setup(project: TestProject) {
     username: KAFKA_USER.username,
     password: KAFKA_USER.password,
     controlUrl: `http://127.0.0.1:${port}`,
+    refusedBroker: `127.0.0.1:${refusedPort}`,
+    silentBroker: `127.0.0.1:${(silent.address() as AddressInfo).port}`,
   })
   return async () => {
+    for (const socket of held) socket.destroy()
+    await new Promise<void>((resolve) => silent.close(() => resolve()))
     await new Promise<void>((resolve) => control.close(() => resolve()))
     await kafka.close()
   }

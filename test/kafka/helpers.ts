@@ -127,7 +127,7 @@ export async function freshTopic(
 }
 
 /** One request through the worker to `topic`, with its answer, its time and its request log line. */
-export async function score(topic: string, callIds: string[], vars: Record<string, string>) {
+export async function score(topic: string, callIds: string[], vars: Record<string, unknown>) {
   // KAFKA_TOPIC last: the test's vars never move the request off its topic.
   const { res, elapsed, line } = await scoreOnTopic(topic, callIds, { ...vars, KAFKA_TOPIC: topic })
   return { status: res.status, body: await res.text(), ms: elapsed, line }

@@ -1,0 +1,99 @@
+/**
+ * The producer shards on the real broker: concurrent calls coalesced into shared produce
+ * requests, each caller answered for its own records, and a producer left unused disconnected.
+ */
+import { describe, expect, it } from 'vitest'
+import { nativeConnects, nativeSends } from '../../src/kafka/native.ts'
+import { call, captureLogs, createKey, validBody } from '../helpers.ts'
+import { freshTopic, kafka, nativeVars, readRecords, recordsOnBroker, score } from './helpers.ts'
+
+/** Concurrent requests, one per list of call ids: their statuses, and every request log line. */
+async function scoreAll(topic: string, lists: string[][], vars: Record<string, unknown>) {
+  const key = await createKey()
+  const statuses: number[] = []
+  const logs = await captureLogs(() =>
+    Promise.all(
+      lists.map(async (ids) => {
+        const res = await call({
+          key,
+          body: validBody({ call_ids: ids }),
+          vars: { ...vars, KAFKA_TOPIC: topic },
+        })
+        statuses.push(res.status)
+      }),
+    ),
+  )
+  return { statuses, lines: logs.filter((l) => l.msg === 'request') }
+}
+
+/** One shard, under connection settings of this test alone (a fresh producer). */
+const oneShard = (copies: number, extra: Record<string, string> = {}) => ({
+  ...nativeVars(''),
+  KAFKA_BROKERS: Array(copies).fill(kafka.bootstrap).join(','),
+  KAFKA_PRODUCER_SHARDS: '1',
+  ...extra,
+})
+
+describe('producer shards', () => {
+  it('coalesces the records of concurrent calls into fewer produce requests', async () => {
+    const topic = await freshTopic('coalesce')
+    const vars = oneShard(5)
+    expect((await score(topic, ['warm'], vars)).status).toBe(200)
+    const before = nativeSends()
+    const ids = Array.from({ length: 24 }, (_, i) => `c-${i}`)
+    const { statuses, lines } = await scoreAll(
+      topic,
+      ids.map((id) => [id]),
+      vars,
+    )
+    const sends = nativeSends() - before
+    expect(statuses.filter((s) => s === 200)).toHaveLength(24)
+    expect(lines.filter((l) => l.outcome === 'accepted' && l.kafka_attempts === 1)).toHaveLength(24)
+    const records = await recordsOnBroker(topic, 25)
+    expect(records).toHaveLength(25)
+    // One call at a time would be 24 sends; the calls that wait behind one go out together.
+    expect(sends).toBeLessThanOrEqual(12)
+  })
+
+  it('a record refused for itself fails its own caller only, not the calls sent with it', async () => {
+    const topic = await freshTopic('coalesce-refused', {
+      partitions: 1,
+      configs: { 'max.message.bytes': '4096' },
+    })
+    // No queue: the refused request answers 503 (and leaves no job for the consumer to retry).
+    const vars = { ...oneShard(6), SCORE_QUEUE: undefined }
+    expect((await score(topic, ['warm'], vars)).status).toBe(200)
+    const big = Array.from({ length: 100 }, (_, i) => `big-${i}-${'x'.repeat(60)}`)
+    const small = Array.from({ length: 8 }, (_, i) => [`s-${i}`])
+    const { statuses, lines } = await scoreAll(
+      topic,
+      [...small.slice(0, 4), big, ...small.slice(4)],
+      vars,
+    )
+    expect(statuses.sort()).toEqual([200, 200, 200, 200, 200, 200, 200, 200, 503])
+    // The refused record fails its own request; the eight sent beside it are on Kafka.
+    expect(lines.filter((l) => l.status === 503)).toMatchObject([
+      { outcome: 'kafka_unavailable', kafka_reason: 'rejected', kafka_acknowledged: 0 },
+    ])
+    expect(lines.filter((l) => l.outcome === 'accepted')).toHaveLength(8)
+    const records = await recordsOnBroker(topic, 9)
+    const landed = records.map((r) => (JSON.parse(r.value) as { call_ids: string[] }).call_ids[0])
+    expect(landed.filter((id) => id?.startsWith('big-'))).toEqual([])
+    expect(landed.filter((id) => id?.startsWith('s-')).sort()).toEqual(small.flat().sort())
+  })
+
+  it('a producer unused for KAFKA_PRODUCER_IDLE_SECONDS disconnects; the next call connects', async () => {
+    const topic = await freshTopic('idle')
+    const vars = oneShard(7, { KAFKA_PRODUCER_IDLE_SECONDS: '1' })
+    // Producers connected for this test's bootstrap list alone (its shard's).
+    const connected = () => nativeConnects(vars.KAFKA_BROKERS.split(','))
+    expect((await score(topic, ['i-0'], vars)).status).toBe(200)
+    expect(connected()).toBe(1)
+    expect((await score(topic, ['i-1'], vars)).status).toBe(200)
+    expect(connected()).toBe(1)
+    await new Promise((r) => setTimeout(r, 2_500))
+    expect((await score(topic, ['i-2'], vars)).line).toMatchObject({ outcome: 'accepted' })
+    expect(connected()).toBe(2)
+    expect(await readRecords(topic)).toHaveLength(3)
+  })
+})
