@@ -398,8 +398,24 @@ function startWatchdog(dataDir: string, pidFile: string): Watchdog {
   }
 }
 
-/** Starts the broker(s) and creates the topic; throws {@link KafkaSetupError} for a missing tool. */
+/**
+ * Starts the broker(s) and creates the topic; throws {@link KafkaSetupError} for a missing tool.
+ * A start-up that fails otherwise is tried once more on fresh ports: on a machine where other
+ * programs take ports too, a port found free can be taken before the broker binds it.
+ */
 export async function startKafka(options: KafkaOptions = {}): Promise<RunningKafka> {
+  try {
+    return await startKafkaOnce(options)
+  } catch (e) {
+    if (e instanceof KafkaSetupError) throw e
+    options.log?.(
+      `Kafka did not start (${(e as Error).message.split('\n')[0]}); once more on fresh ports`,
+    )
+    return startKafkaOnce(options)
+  }
+}
+
+async function startKafkaOnce(options: KafkaOptions): Promise<RunningKafka> {
   const log = options.log ?? (() => {})
   const topic = options.topic ?? KAFKA_TOPIC
   const partitions = options.partitions ?? KAFKA_PARTITIONS
@@ -719,13 +735,24 @@ export async function startKafka(options: KafkaOptions = {}): Promise<RunningKaf
 
   const joined = (pick: (n: KafkaNode) => string | undefined) =>
     nodes.map((n) => pick(n) ?? '').join(',')
+  /** The last error lines of a node's log: the data folder, log included, goes when start-up fails. */
+  const logTail = (id: number) => {
+    try {
+      const lines = readFileSync(logOf(id), 'utf8').split('\n')
+      const errors = lines.filter((l) => /\b(ERROR|FATAL)\b/.test(l))
+      return (errors.length > 0 ? errors : lines).slice(-3).join('\n')
+    } catch {
+      return '(no log)'
+    }
+  }
   try {
     await startBroker()
     log(`Kafka started: ${count} node(s) on ${joined((n) => n.bootstrap)} (logs in ${dataDir})`)
     await createTopic(topic, partitions)
   } catch (e) {
+    const tails = ids.map((id) => `node ${id}: ${logTail(id)}`).join('\n')
     await close()
-    throw e
+    throw new Error(`${(e as Error).message.replace(/; see .*$/, '')}\n${tails}`)
   }
   return {
     bootstrap: joined((n) => n.bootstrap),

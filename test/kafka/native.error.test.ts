@@ -214,6 +214,10 @@ describe('native transport faults on the real broker', () => {
     expect(answer.status).toBe(200)
     expect(answer.line).toMatchObject({ outcome: 'queued' })
     expect(['unreachable', 'timeout']).toContain(answer.line.kafka_reason)
+    // The log says TLS failed, not just that something could not connect.
+    if (answer.line.kafka_reason === 'unreachable') {
+      expect(String(answer.line.kafka_detail)).toMatch(/TLS: handshake failed/)
+    }
   })
 })
 
