@@ -235,6 +235,15 @@ export type LoadFigures = {
   duplicates: number
   p99Ms: number
   maxMs: number
+  /** Answers by status (0: no answer), and request log lines by outcome where they were seen. */
+  statuses: Record<string, number>
+  outcomes: Record<string, number>
+}
+
+const tally = (values: (string | number)[]) => {
+  const counts: Record<string, number> = {}
+  for (const v of values) counts[String(v)] = (counts[String(v)] ?? 0) + 1
+  return counts
 }
 
 const percentile = (values: number[], p: number) => {
@@ -284,9 +293,10 @@ const callIdOf = (r: BrokerRecord) => (JSON.parse(r.value) as { call_ids: string
 export async function loadFigures(
   topic: string,
   answers: LoadAnswer[],
-  queued: number,
+  outcomes: string[],
   timeoutMs = 60_000,
 ): Promise<LoadFigures> {
+  const queued = outcomes.filter((o) => o.startsWith('queued')).length
   const accepted = new Set(answers.filter((a) => a.status === 200).map((a) => a.id))
   const until = Date.now() + timeoutMs
   let records = await readRecords(topic)
@@ -310,12 +320,14 @@ export async function loadFigures(
     duplicates: records.length - landed.size,
     p99Ms: percentile(ms, 99),
     maxMs: Math.max(0, ...ms),
+    statuses: tally(answers.map((a) => a.status)),
+    outcomes: tally(outcomes),
   }
 }
 
 /** Prints a crash test's figures through the control service (passing tests print nothing here). */
 export async function printFigures(name: string, f: LoadFigures): Promise<void> {
-  const line = `${name}: ${f.requests} requests, ${f.ok} 200 (${((100 * f.ok) / Math.max(1, f.requests)).toFixed(1)}%), ${f.errors} not 200, ${f.queued} queued, ${f.lost} lost, ${f.duplicates} duplicate(s), p99 ${f.p99Ms} ms, max ${f.maxMs} ms`
+  const line = `${name}: ${f.requests} requests, ${f.ok} 200 (${((100 * f.ok) / Math.max(1, f.requests)).toFixed(1)}%), ${f.errors} not 200, ${f.queued} queued, ${f.lost} lost, ${f.duplicates} duplicate(s), p99 ${f.p99Ms} ms, max ${f.maxMs} ms; statuses ${JSON.stringify(f.statuses)}, outcomes ${JSON.stringify(f.outcomes)}`
   await control('POST', '/figures', { line })
 }
 
@@ -342,7 +354,8 @@ export async function workersRuntimeSender(topic: string, vars: Record<string, s
       const res = await call({
         key,
         body: validBody({ call_ids: [id] }),
-        vars: { ...vars, KAFKA_TOPIC: topic },
+        // One key for the whole load: its rate limit (100 a minute) would answer most of it 429.
+        vars: { ...vars, KAFKA_TOPIC: topic, RATE_LIMITER: undefined },
       })
       await res.arrayBuffer()
       return res.status
@@ -355,7 +368,12 @@ export async function workersRuntimeSender(topic: string, vars: Record<string, s
       console.log = log
       console.error = error
     },
-    outcomes: () => lines.map((l) => String(l.outcome)),
+    outcomes: () =>
+      lines.map((l) =>
+        l.outcome === 'kafka_unavailable' || l.outcome === 'queued'
+          ? `${l.outcome}:${String(l.kafka_reason ?? l.queue_reason ?? '?')}`
+          : String(l.outcome),
+      ),
     lines,
   }
 }
