@@ -48,7 +48,8 @@ export default defineConfig({
     // One cluster for the run; fault tests stop and start its nodes, so files must not run side
     // by side.
     fileParallelism: false,
-    testTimeout: 60_000,
+    // Whole-cluster restarts (a controller quorum first) take 20-40 s on a busy 2-core machine.
+    testTimeout: 120_000,
     hookTimeout: 180_000,
     silent: 'passed-only',
   },

@@ -88,6 +88,8 @@ export default async function setup(project: TestProject) {
       // Right after a restart a leader can refuse a moment longer (NOT_LEADER, NOT_ENOUGH_REPLICAS).
       retries: 5,
       retryDelay: 500,
+      // With every node down, each attempt fails at once rather than after the default wait.
+      connectTimeout: 2_000,
     })
     try {
       return await fn(p)
@@ -164,6 +166,9 @@ export default async function setup(project: TestProject) {
       }
       if (req.method === 'POST' && url.pathname === '/broker/resume') {
         kafka.resumeBroker()
+        // Frozen past the session timeout, the nodes were fenced: they register again, and
+        // leaders move, before the cluster is itself again for the next test.
+        await kafka.waitForLeaders({ fullIsr: true })
         return reply(200, {})
       }
       if (req.method === 'POST' && url.pathname === '/produce') {
