@@ -37,8 +37,10 @@ const KAFKA_DIR = fileURLToPath(new URL('../../dev/kafka/', import.meta.url).hre
 const POM = join(KAFKA_DIR, 'pom.xml')
 /** Where the resolved classpath is remembered, keyed by the pom's hash (gitignored). */
 const CLASSPATH_CACHE = join(KAFKA_DIR, 'target', 'classpath.txt')
-/** Maven's local repository (its default; a settings.xml may move it). */
-const MAVEN_REPO = join(homedir(), '.m2', 'repository')
+/** Maven's local repository: its default, or `-Dmaven.repo.local` in MAVEN_OPTS (a settings.xml may move it too). */
+const MAVEN_REPO =
+  /-Dmaven\.repo\.local=(\S+)/.exec(process.env.MAVEN_OPTS ?? '')?.[1] ??
+  join(homedir(), '.m2', 'repository')
 
 export const KAFKA_TOPIC = 'weave.score_calls'
 export const KAFKA_PARTITIONS = 6

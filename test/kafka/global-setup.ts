@@ -67,6 +67,10 @@ export default async function setup(project: TestProject) {
     sessionTimeoutMs: SESSION_TIMEOUT_MS,
     tls: caDir ? { ca: { certFile: join(caDir, 'ca.pem'), keyFile: join(caDir, 'ca.key') } } : true,
     log: (line) => console.log(`[kafka] ${line}`),
+  }).catch((e: unknown) => {
+    // No teardown runs for a setup that failed: the CA goes now.
+    if (caDir) rmSync(caDir, { recursive: true, force: true })
+    throw e
   })
   const tls = kafka.tls
   if (!tls) throw new Error('the cluster has no TLS listeners')
