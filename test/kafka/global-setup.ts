@@ -11,7 +11,7 @@ import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Producer, stringSerializers } from '@platformatic/kafka'
+import { ProduceAcks, Producer, stringSerializers } from '@platformatic/kafka'
 import type { TestProject } from 'vitest/node'
 import { KAFKA_USER, type StopSignal, startKafka } from '../../scripts/lib/kafka.ts'
 import {
@@ -88,7 +88,6 @@ export default async function setup(project: TestProject) {
       clientId: 'weave-test-control',
       bootstrapBrokers: kafka.bootstrap.split(','),
       serializers: stringSerializers,
-      acks: -1,
       // Right after a restart a leader can refuse a moment longer (NOT_LEADER, NOT_ENOUGH_REPLICAS).
       retries: 5,
       retryDelay: 500,
@@ -185,6 +184,9 @@ export default async function setup(project: TestProject) {
         }
         await producerFor((p) =>
           p.send({
+            // Per send: the client takes no default from its constructor (LEADER otherwise), and
+            // a record acknowledged by the leader alone is not readable until followers fetch it.
+            acks: ProduceAcks.ALL,
             messages: [
               {
                 topic: b.topic,
