@@ -594,6 +594,7 @@ async function startKafkaOnce(options: KafkaOptions): Promise<RunningKafka> {
   /** Whether every partition of every topic has a leader (and all its replicas in sync). */
   const clusterReady = async (fullIsr: boolean, registered: number[]) =>
     withAdmin(async (admin) => {
+      const up = alive()
       const meta = await admin.metadata({ topics: [], forceUpdate: true })
       if (!registered.every((id) => meta.brokers.has(id))) return false
       const names = (await admin.listTopics()).filter((n) => !n.startsWith('__'))
@@ -601,11 +602,10 @@ async function startKafkaOnce(options: KafkaOptions): Promise<RunningKafka> {
       const topics = await admin.metadata({ topics: names, forceUpdate: true })
       return names.every(
         (n) =>
-          topics.topics
-            .get(n)
-            ?.partitions.every(
-              (p) => p.leader >= 0 && (!fullIsr || p.isr.length === p.replicas.length),
-            ) ?? false,
+          topics.topics.get(n)?.partitions.every(
+            // A killed node stays leader in the metadata until the controller fences it.
+            (p) => up.includes(p.leader) && (!fullIsr || p.isr.length === p.replicas.length),
+          ) ?? false,
       )
     })
 

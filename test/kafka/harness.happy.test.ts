@@ -56,12 +56,15 @@ describe('the real-broker harness', () => {
     const before = await leaders(topic)
     const victim = before[0] ?? 1
     await stopNode(victim, 'SIGKILL')
-    await waitForCluster()
-    const during = await leaders(topic)
-    expect(during.every((l) => l > 0 && l !== victim)).toBe(true)
-    await produceDirect({ topic, key: 'during', value: '1' })
-    await startNode(victim)
-    await waitForCluster(true)
+    try {
+      await waitForCluster()
+      const during = await leaders(topic)
+      expect(during.every((l) => l > 0 && l !== victim)).toBe(true)
+      await produceDirect({ topic, key: 'during', value: '1' })
+    } finally {
+      await startNode(victim)
+      await waitForCluster(true)
+    }
     expect((await readRecords(topic)).map((r) => r.key)).toEqual(['during'])
   }, 120_000)
 })
