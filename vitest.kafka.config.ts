@@ -22,26 +22,11 @@ if (process.env.WEAVE_TEST_KAFKA_CA_DIR === undefined) {
 }
 const { cloudflareTest } = await import('@cloudflare/vitest-plugin')
 
-/**
- * What workerd reports on its own stderr for faults these tests cause on purpose: a refused
- * certificate (its reason never reaches the worker) and a broker killed under an open
- * connection. Everything else it says is printed as Miniflare would.
- */
-const EXPECTED_RUNTIME_NOISE = [
-  /Socket proxy disconnected abruptly; e = .*TLS handshake failed/,
-  /disconnected: Connection reset by peer/,
-]
-
 export default defineConfig({
   plugins: [
     cloudflareTest(({ inject }) => ({
       wrangler: { configPath: './wrangler.toml' },
       miniflare: {
-        handleStructuredLogs: ({ level, message }: { level: string; message: string }) => {
-          if (EXPECTED_RUNTIME_NOISE.some((r) => r.test(message))) return
-          if (level === 'error' || level === 'warn') console.error(message)
-          else console.log(message)
-        },
         bindings: {
           QUEUE_RETRY_BASE_SECONDS: '1',
           // The worker's own default here, and so the queue consumer's, which Miniflare runs with
