@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { type RunningSink, startSink } from '../dev/sink/sink.ts'
-import { writeApiKeysFile } from './lib/selfhosted.ts'
+import { readWorkerSettings, renderConfig, writeApiKeysFile } from './lib/selfhosted.ts'
+import { createCa } from './lib/tls-certs.ts'
 
 const TOPIC = 'selftest.score_calls'
 const apiKey = randomBytes(24).toString('hex')
@@ -345,5 +346,41 @@ describe('npm start refuses a bad API_KEYS_FILE', () => {
     const run = start({})
     assert.equal(await exited(run.child), 2)
     assert.match(run.output(), /API_KEYS_FILE is not set/)
+  })
+})
+
+// Produce over TLS with a private CA is tested against real brokers (npm run test:kafka,
+// test/kafka/tls.*.test.ts); here, what npm start does with the file.
+describe('npm start with TRUSTED_CA_FILE', () => {
+  const caDir = mkdtempSync(join(tmpdir(), 'selfhosted-selftest-'))
+  after(() => rmSync(caDir, { recursive: true, force: true }))
+
+  it('exits 2 when the file holds no certificate', async () => {
+    const keysFile = join(caDir, 'keys.json')
+    writeApiKeysFile(keysFile, apiKey, { wb_user_id: 'u', projects: ['acme/*'] })
+    const caFile = join(caDir, 'not-a-ca.pem')
+    writeFileSync(caFile, 'hello\n')
+    const run = start({ API_KEYS_FILE: keysFile, TRUSTED_CA_FILE: caFile })
+    assert.equal(await exited(run.child), 2)
+    assert.match(run.output(), /TRUSTED_CA_FILE .*no PEM certificate/)
+  })
+
+  it("writes each certificate into workerd's trusted certificates, the public CAs kept", () => {
+    const ca = createCa(join(caDir, 'ca'))
+    const pem = readFileSync(ca.certFile, 'utf8')
+    const config = renderConfig({
+      bundle: { dir: caDir, main: 'index.js' },
+      settings: readWorkerSettings('wrangler.toml'),
+      stateDir: caDir,
+      host: '127.0.0.1',
+      port: 8787,
+      trustedCaFile: ca.certFile,
+    })
+    const network = /\(name = "internet", network = \((.*)\)\),\n/.exec(config)?.[1] ?? ''
+    assert.match(
+      network,
+      /trustBrowserCas = true, trustedCertificates = \["-----BEGIN CERTIFICATE-----\\x0a/,
+    )
+    assert.ok(network.includes(pem.trim().split('\n')[1] ?? '?'), 'the certificate itself')
   })
 })

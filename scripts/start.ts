@@ -4,13 +4,15 @@
  *
  * Settings are environment variables named like the wrangler vars and secrets (unset vars take
  * their wrangler.toml default); API keys come from the JSON file named by API_KEYS_FILE, and the
- * project directory of the internal id form (KAFKA_ID_FORM=internal) from PROJECT_IDS_FILE.
+ * project directory of the internal id form (KAFKA_ID_FORM=internal) from PROJECT_IDS_FILE, and
+ * a private CA for outbound TLS, if any, from TRUSTED_CA_FILE (PEM).
  */
 import { lookup } from 'node:dns/promises'
 import {
   buildBundle,
   checkApiKeysFile,
   checkProjectIdsFile,
+  pemCertificates,
   readWorkerSettings,
   serve,
 } from './lib/selfhosted.ts'
@@ -55,6 +57,17 @@ if (projectIdsFile !== undefined) {
   }
 }
 
+// A private CA for outbound TLS (a self-hosted broker's or REST endpoint's certificates).
+const trustedCaFile = process.env.TRUSTED_CA_FILE || undefined
+let caCount = 0
+if (trustedCaFile !== undefined) {
+  try {
+    caCount = pemCertificates(trustedCaFile).length
+  } catch (e) {
+    fail(e instanceof Error ? e.message : String(e))
+  }
+}
+
 const settings = readWorkerSettings('wrangler.toml')
 // The worker checks its own settings: a wrong one makes /calls/score answer 503 and the log line
 // name it (config_problems). Which secrets matter depends on KAFKA_REST_DIALECT, so only say
@@ -78,10 +91,13 @@ const worker = await serve({
   port,
   apiKeysFile,
   projectIdsFile,
+  trustedCaFile,
 })
 const projectsNote = projectCount === undefined ? '' : ` and ${projectCount} project id(s)`
+const caNote =
+  trustedCaFile === undefined ? '' : `; trusting ${caCount} CA certificate(s) of ${trustedCaFile}`
 console.log(
-  `weave-calls-score (self-hosted, workerd) on ${worker.url} with ${keyCount} API key(s)${projectsNote}`,
+  `weave-calls-score (self-hosted, workerd) on ${worker.url} with ${keyCount} API key(s)${projectsNote}${caNote}`,
 )
 
 let stopping = false

@@ -89,15 +89,53 @@ let sends = 0
 export const nativeSends = () => sends
 
 /**
+ * What a failed TLS connection says in the log, naming the cause where the runtime tells it.
+ * workerd reports every refused handshake (an untrusted CA, another host name, no TLS on the
+ * port) as one opaque "proxy request failed, cannot connect to the specified address" (the
+ * reason goes to its own stderr only), while a refused TCP connect still reads ECONNREFUSED:
+ * on a TLS socket that message means the handshake failed. Node's `tls` names the cause.
+ */
+export function tlsFailure(message: string, code?: string): string | undefined {
+  const said = `${code ?? ''} ${message}`
+  if (
+    /UnknownIssuer|UNABLE_TO_GET_ISSUER|unable to get local issuer|SELF_SIGNED|self.signed|unknown ca/i.test(
+      said,
+    )
+  ) {
+    return `TLS: unknown issuer (certificate not signed by a trusted CA): ${message}`
+  }
+  if (
+    /NotValidForName|ALTNAME|Hostname\/IP does not match|not in the cert's altnames/i.test(said)
+  ) {
+    return `TLS: wrong host name (certificate not valid for the broker's address): ${message}`
+  }
+  if (
+    /proxy request failed, cannot connect|handshake|SSL routines|wrong version number/i.test(said)
+  ) {
+    return `TLS: handshake failed (the runtime does not say why: a certificate from a CA it does not trust, one for another host name, or no TLS on the port): ${message}`
+  }
+  return undefined
+}
+
+/**
  * kafkajs's own socket factory (plain `node:net`, or `node:tls` with SNI for a host name),
  * counting what it opens. No TLS option beyond kafkajs's: workerd's `node:tls` refuses
- * `rejectUnauthorized: false` and friends, so certificates are always verified.
+ * `rejectUnauthorized: false` and friends, so certificates are always verified. A TLS failure's
+ * message is rewritten before kafkajs reads it ({@link tlsFailure}): kafkajs keeps only the
+ * message.
  */
 const socketFactory: ISocketFactory = ({ host, port, ssl, onConnect }) => {
   opened++
   const socket = ssl
     ? tls.connect({ host, port, ...(net.isIP(host) ? {} : { servername: host }) }, onConnect)
     : net.connect({ host, port }, onConnect)
+  if (ssl) {
+    // Registered before kafkajs's own listener, so it runs first.
+    socket.on('error', (e: Error & { code?: string }) => {
+      const said = tlsFailure(e.message, e.code)
+      if (said) e.message = said
+    })
+  }
   socket.setKeepAlive(true, 60_000)
   return socket as ReturnType<ISocketFactory>
 }

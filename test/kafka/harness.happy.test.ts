@@ -2,10 +2,14 @@ import { describe, expect, it } from 'vitest'
 import {
   createTopic,
   deleteTopic,
+  leaders,
   produceDirect,
   readRecords,
   startBroker,
+  startNode,
   stopBroker,
+  stopNode,
+  waitForCluster,
 } from './helpers.ts'
 
 // The harness the real-broker tests stand on: if reading back or reshaping the broker lied, every
@@ -44,5 +48,23 @@ describe('the real-broker harness', () => {
     await startBroker()
     await produceDirect({ topic, key: 'after', value: '3' })
     expect((await readRecords(topic)).map((r) => r.key)).toEqual(['before', 'after'])
-  })
+    // Three nodes killed and started again (a quorum of controllers first) take a while.
+  }, 180_000)
+
+  it('kills one node of three: every partition led again by the others, then it rejoins', async () => {
+    const topic = await createTopic('one-down', { partitions: 3 })
+    const before = await leaders(topic)
+    const victim = before[0] ?? 1
+    await stopNode(victim, 'SIGKILL')
+    try {
+      await waitForCluster()
+      const during = await leaders(topic)
+      expect(during.every((l) => l > 0 && l !== victim)).toBe(true)
+      await produceDirect({ topic, key: 'during', value: '1' })
+    } finally {
+      await startNode(victim)
+      await waitForCluster(true)
+    }
+    expect((await readRecords(topic)).map((r) => r.key)).toEqual(['during'])
+  }, 120_000)
 })

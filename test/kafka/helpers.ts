@@ -3,7 +3,7 @@
  * reads records back from the broker (never through the worker's own path) and reshapes it.
  */
 import { inject } from 'vitest'
-import { eventually, scoreOnTopic } from '../helpers.ts'
+import { basic, call, createKey, eventually, scoreOnTopic, validBody } from '../helpers.ts'
 import { javaPartition } from './murmur2.ts'
 
 export const kafka = inject('kafka')
@@ -75,14 +75,63 @@ export async function createTopic(
 
 export const deleteTopic = (name: string) =>
   control('DELETE', `/topics/${encodeURIComponent(name)}`)
-/** Kills the broker process (an outage); its data stays for {@link startBroker}. */
+/** Kills every node of the cluster (an outage); their data stays for {@link startBroker}. */
 export const stopBroker = () => control('POST', '/broker/stop')
-/** Starts the broker again on the same ports; resolves once it serves metadata. */
+/** Starts every node again on the same ports; resolves once every replica is in sync. */
 export const startBroker = () => control('POST', '/broker/start')
-/** Freezes the broker (SIGSTOP): it holds its connections and answers nothing, a hung broker. */
+/** Freezes every node (SIGSTOP): they hold their connections and answer nothing, a hung cluster. */
 export const pauseBroker = () => control('POST', '/broker/pause')
-/** Lets the frozen broker go on (SIGCONT). */
+/** Lets the frozen nodes go on (SIGCONT). */
 export const resumeBroker = () => control('POST', '/broker/resume')
+/** Stops one node: SIGKILL, a crash; SIGTERM, a controlled shutdown (leaderships moved first). */
+export const stopNode = (id: number, signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL') =>
+  control('POST', `/node/stop?node=${id}&signal=${signal}`)
+/** Starts one node again; resolves once it is registered and every partition has a leader. */
+export const startNode = (id: number) => control('POST', `/node/start?node=${id}`)
+/** Resolves once every partition has a leader (and, with `fullIsr`, all its replicas in sync). */
+export const waitForCluster = (fullIsr = false) =>
+  control('POST', `/cluster/wait${fullIsr ? '?isr=full' : ''}`)
+/** The leader's node id of each partition of `topic`. */
+export const leaders = async (topic: string) =>
+  (await control('GET', `/leaders?topic=${encodeURIComponent(topic)}`)) as number[]
+
+/** `npm start`'s self-hosted worker (plain workerd, no queue) with these settings. */
+export type SelfHosted = {
+  url: string
+  apiKey: string
+  /** Its request log lines of `POST /calls/score` so far (not the start-up probe's). */
+  scoreLines(): Promise<Record<string, unknown>[]>
+  stop(): Promise<void>
+}
+
+export async function startSelfHosted(
+  env: Record<string, string>,
+  options: { trustCa?: boolean } = {},
+): Promise<SelfHosted> {
+  const { id, url, apiKey } = (await control('POST', '/selfhosted', { env, ...options })) as {
+    id: string
+    url: string
+    apiKey: string
+  }
+  return {
+    url,
+    apiKey,
+    async scoreLines() {
+      const lines = (await control('GET', `/selfhosted/${id}`)) as string[]
+      return lines.flatMap((l) => {
+        try {
+          const line = JSON.parse(l) as Record<string, unknown>
+          return line.msg === 'request' && line.path === '/calls/score' ? [line] : []
+        } catch {
+          return []
+        }
+      })
+    },
+    stop: async () => {
+      await control('DELETE', `/selfhosted/${id}`)
+    },
+  }
+}
 /** A record produced by the harness's own client (for the harness's tests). */
 export const produceDirect = (record: {
   topic: string
@@ -96,9 +145,9 @@ export const expectedPartition = (key: string, partitions: number = kafka.partit
   javaPartition(key, partitions)
 
 /**
- * Vars selecting the native transport against the suite's broker: the PLAINTEXT listener without
- * a mechanism, the SASL_PLAINTEXT one with it. TLS is off: the local broker has no TLS listener
- * (docs/native-kafka.md says what that leaves untested).
+ * Vars selecting the native transport against the suite's cluster (every node listed): the
+ * PLAINTEXT listeners without a mechanism, the SASL_PLAINTEXT ones with it. The TLS listeners
+ * have their own vars ({@link tlsVars}).
  */
 export const nativeVars = (
   mechanism: '' | 'plain' | 'scram-sha-256' | 'scram-sha-512',
@@ -145,4 +194,200 @@ export async function recordsOnBroker(
   )
   await new Promise((r) => setTimeout(r, 1_500))
   return readRecords(topic)
+}
+
+/**
+ * Vars selecting the native transport over TLS: the SSL listeners without a mechanism, the
+ * SASL_SSL ones with it; `listeners` picks the refused ones (an untrusted CA, a wrong name).
+ */
+export const tlsVars = (
+  mechanism: '' | 'plain' | 'scram-sha-256' | 'scram-sha-512',
+  listeners: 'good' | 'untrusted' | 'wrongName' = 'good',
+): Record<string, string> => ({
+  KAFKA_TRANSPORT: 'native',
+  KAFKA_BROKERS:
+    listeners === 'untrusted'
+      ? kafka.tls.untrustedBootstrap
+      : listeners === 'wrongName'
+        ? kafka.tls.wrongNameBootstrap
+        : mechanism === ''
+          ? kafka.tls.bootstrap
+          : kafka.tls.saslBootstrap,
+  KAFKA_TLS: 'true',
+  KAFKA_SASL_MECHANISM: mechanism,
+  KAFKA_USERNAME: kafka.username,
+  KAFKA_PASSWORD: kafka.password,
+})
+
+/** What a request under load came to: its answer and how long it took. */
+export type LoadAnswer = { id: string; status: number; ms: number }
+
+/** A crash test's figures, as printed. */
+export type LoadFigures = {
+  requests: number
+  ok: number
+  errors: number
+  /** Answered 200 because the queue held the jobs (Workers runtime). */
+  queued: number
+  /** Accepted (200) and not on Kafka once everything had time to land. */
+  lost: number
+  /** Records on Kafka beyond one per accepted job. */
+  duplicates: number
+  p99Ms: number
+  maxMs: number
+  /** Answers by status (0: no answer), and request log lines by outcome where they were seen. */
+  statuses: Record<string, number>
+  outcomes: Record<string, number>
+}
+
+const tally = (values: (string | number)[]) => {
+  const counts: Record<string, number> = {}
+  for (const v of values) counts[String(v)] = (counts[String(v)] ?? 0) + 1
+  return counts
+}
+
+const percentile = (values: number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0
+}
+
+/**
+ * Requests from `clients` loops, one call id each, for at least `minMs` and until `faults` is
+ * done, then a moment more (`tailMs`); `faults` runs beside them (kills, restarts).
+ */
+export async function underLoad(
+  send: (id: string) => Promise<number>,
+  faults: () => Promise<void>,
+  { clients = 4, minMs = 20_000, tailMs = 2_000, label = 'load' } = {},
+): Promise<LoadAnswer[]> {
+  const answers: LoadAnswer[] = []
+  const started = Date.now()
+  let faultsDone = false
+  let stopAt = Number.POSITIVE_INFINITY
+  const faultRun = faults().finally(() => {
+    faultsDone = true
+    stopAt = Math.max(started + minMs, Date.now() + tailMs)
+  })
+  let n = 0
+  const client = async () => {
+    while (Date.now() < stopAt) {
+      const id = `${label}-${String(n++).padStart(5, '0')}`
+      const t = Date.now()
+      const status = await send(id).catch(() => 0)
+      answers.push({ id, status, ms: Date.now() - t })
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+  await Promise.all([faultRun, ...Array.from({ length: clients }, client)])
+  if (!faultsDone) throw new Error('faults did not finish')
+  return answers
+}
+
+/** The call id a record carries (one per request under load). */
+const callIdOf = (r: BrokerRecord) => (JSON.parse(r.value) as { call_ids: string[] }).call_ids[0]
+
+/**
+ * The figures of a load on `topic`: waits (up to `timeoutMs`) until every accepted request's job
+ * is on Kafka, then counts what is missing and what is there twice.
+ */
+export async function loadFigures(
+  topic: string,
+  answers: LoadAnswer[],
+  outcomes: string[],
+  timeoutMs = 60_000,
+): Promise<LoadFigures> {
+  const queued = outcomes.filter((o) => o.startsWith('queued')).length
+  const accepted = new Set(answers.filter((a) => a.status === 200).map((a) => a.id))
+  const until = Date.now() + timeoutMs
+  let records = await readRecords(topic)
+  while (Date.now() < until) {
+    const landed = new Set(records.map(callIdOf))
+    if ([...accepted].every((id) => landed.has(id))) break
+    await new Promise((r) => setTimeout(r, 1_000))
+    records = await readRecords(topic)
+  }
+  // A moment more for a late duplicate (a queued copy of a write that landed after all).
+  await new Promise((r) => setTimeout(r, 2_000))
+  records = await readRecords(topic)
+  const landed = new Set(records.map(callIdOf))
+  const ms = answers.map((a) => a.ms)
+  return {
+    requests: answers.length,
+    ok: accepted.size,
+    errors: answers.length - accepted.size,
+    queued,
+    lost: [...accepted].filter((id) => !landed.has(id)).length,
+    duplicates: records.length - landed.size,
+    p99Ms: percentile(ms, 99),
+    maxMs: Math.max(0, ...ms),
+    statuses: tally(answers.map((a) => a.status)),
+    outcomes: tally(outcomes),
+  }
+}
+
+/** Prints a crash test's figures through the control service (passing tests print nothing here). */
+export async function printFigures(name: string, f: LoadFigures): Promise<void> {
+  const line = `${name}: ${f.requests} requests, ${f.ok} 200 (${((100 * f.ok) / Math.max(1, f.requests)).toFixed(1)}%), ${f.errors} not 200, ${f.queued} queued, ${f.lost} lost, ${f.duplicates} duplicate(s), p99 ${f.p99Ms} ms, max ${f.maxMs} ms; statuses ${JSON.stringify(f.statuses)}, outcomes ${JSON.stringify(f.outcomes)}`
+  await control('POST', '/figures', { line })
+}
+
+/**
+ * Sends one request per call id through the worker in the Workers runtime (its queue behind
+ * it), collecting the request log lines of the whole run in one place: requests run side by
+ * side, so one capture for all of them, not one each.
+ */
+export async function workersRuntimeSender(topic: string, vars: Record<string, string>) {
+  const key = await createKey()
+  const lines: Record<string, unknown>[] = []
+  const log = console.log
+  const error = console.error
+  const keep = (line: unknown) => {
+    try {
+      const parsed = JSON.parse(String(line)) as Record<string, unknown>
+      if (parsed.msg === 'request') lines.push(parsed)
+    } catch {
+      // not a log line of ours
+    }
+  }
+  return {
+    send: async (id: string) => {
+      const res = await call({
+        key,
+        body: validBody({ call_ids: [id] }),
+        // One key for the whole load: its rate limit (100 a minute) would answer most of it 429.
+        vars: { ...vars, KAFKA_TOPIC: topic, RATE_LIMITER: undefined },
+      })
+      await res.arrayBuffer()
+      return res.status
+    },
+    capture() {
+      console.log = keep
+      console.error = keep
+    },
+    release() {
+      console.log = log
+      console.error = error
+    },
+    outcomes: () =>
+      lines.map((l) =>
+        l.outcome === 'kafka_unavailable' || l.outcome === 'queued'
+          ? `${l.outcome}:${String(l.kafka_reason ?? l.queue_reason ?? '?')}`
+          : String(l.outcome),
+      ),
+    lines,
+  }
+}
+
+/** Sends one request per call id to a self-hosted worker (plain workerd, no queue). */
+export function selfHostedSender(worker: SelfHosted) {
+  return async (id: string) => {
+    const res = await fetch(`${worker.url}/calls/score`, {
+      method: 'POST',
+      headers: { authorization: basic(worker.apiKey), 'content-type': 'application/json' },
+      body: JSON.stringify({ ...validBody({ call_ids: [id] }), project_id: 'acme/support-bot' }),
+      signal: AbortSignal.timeout(15_000),
+    })
+    await res.arrayBuffer()
+    return res.status
+  }
 }

@@ -150,6 +150,6 @@ describe('where direct delivery keeps its connections', () => {
   })
 })
 
-it('uses the suite broker', () => {
-  expect(kafka.bootstrap).toMatch(/^127\.0\.0\.1:\d+$/)
+it('uses the suite cluster, every node listed', () => {
+  expect(kafka.bootstrap).toMatch(/^127\.0\.0\.1:\d+(,127\.0\.0\.1:\d+){2}$/)
 })
