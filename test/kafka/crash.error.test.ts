@@ -124,41 +124,56 @@ describe('a cluster node crashing or patched under load', () => {
     expect(f.lost).toBe(0)
   }, 240_000)
 
-  it("a partition's leader killed: none lost, duplicates counted", async () => {
-    const topic = await freshTopic('leader-kill')
-    // Where this load's jobs go (one key, one partition), and who leads it.
-    expect((await score(topic, ['probe'], nativeVars(''))).status).toBe(200)
-    const [probe] = await readRecords(topic)
-    const leader = (await leaders(topic))[probe?.partition ?? 0] ?? 1
-    expect(leader).toBeGreaterThan(0)
-    // The leader listed last: this test is about its partitions, not about the first seed.
-    const seeds = [...kafka.nodes].sort((a, b) => Number(a.id === leader) - Number(b.id === leader))
-    const sender = await workersRuntimeSender(topic, {
-      ...nativeVars(''),
-      KAFKA_BROKERS: seeds.map((n) => n.bootstrap).join(','),
-    })
-    const kill = async () => {
-      await sleep(3_000)
-      await stopNode(leader, 'SIGKILL')
-      await sleep(12_000)
-      await startNode(leader)
-    }
-    let answers: Awaited<ReturnType<typeof underLoad>>
-    sender.capture()
-    try {
-      answers = await underLoad(sender.send, kill, { minMs: 25_000, label: 'lead' })
-    } finally {
-      sender.release()
-      await restoreCluster()
-    }
-    // The probe is on the topic too: one more record, one more id.
-    answers.push({ id: 'probe', status: 200, ms: 0 })
-    const f = await loadFigures(topic, answers, sender.outcomes())
-    await printFigures(
-      `leader (node ${leader}, listed last) of the load's partition SIGKILLed, Workers runtime`,
-      f,
-    )
-    expect(f.lost).toBe(0)
-    expect(answers.filter((a) => a.status !== 200)).toEqual([])
-  }, 180_000)
+  // The leader's crash fails its writes at once (nothing sent, queued); a follower's crash
+  // stalls acks=all writes until the cluster fences it, past the answer's deadline: those are
+  // the writes whose outcome the queue consumer must ask the shard for, not guess.
+  it.each(['leader', 'follower'] as const)(
+    "a partition's %s killed: none lost, at most 1%% of the jobs queued around it written twice",
+    async (role) => {
+      const topic = await freshTopic(`${role}-kill`)
+      // Where this load's jobs go (one key, one partition), and who leads it.
+      expect((await score(topic, ['probe'], nativeVars(''))).status).toBe(200)
+      const [probe] = await readRecords(topic)
+      const leader = (await leaders(topic))[probe?.partition ?? 0] ?? 1
+      expect(leader).toBeGreaterThan(0)
+      const victim =
+        role === 'leader' ? leader : (kafka.nodes.find((n) => n.id !== leader)?.id ?? 1)
+      // The victim listed last: this test is about its partitions, not about the first seed.
+      const seeds = [...kafka.nodes].sort(
+        (a, b) => Number(a.id === victim) - Number(b.id === victim),
+      )
+      const sender = await workersRuntimeSender(topic, {
+        ...nativeVars(''),
+        KAFKA_BROKERS: seeds.map((n) => n.bootstrap).join(','),
+      })
+      const kill = async () => {
+        await sleep(3_000)
+        await stopNode(victim, 'SIGKILL')
+        await sleep(12_000)
+        await startNode(victim)
+      }
+      let answers: Awaited<ReturnType<typeof underLoad>>
+      sender.capture()
+      try {
+        answers = await underLoad(sender.send, kill, { minMs: 25_000, label: role })
+      } finally {
+        sender.release()
+        await restoreCluster()
+      }
+      // The probe is on the topic too: one more record, one more id.
+      answers.push({ id: 'probe', status: 200, ms: 0 })
+      const f = await loadFigures(topic, answers, sender.outcomes())
+      await printFigures(
+        `${role} (node ${victim}, listed last) of the load's partition SIGKILLed, Workers runtime`,
+        f,
+      )
+      expect(f.lost).toBe(0)
+      expect(answers.filter((a) => a.status !== 200)).toEqual([])
+      // A write that outlived its answer is asked after, not re-sent blindly (docs/delivery.md):
+      // at most 1% of the jobs accepted around the crash (those queued) on Kafka twice. Without
+      // the shard's outcomes, at Kafka's 9 s session timeout, 4 of 12 such jobs were.
+      expect(f.duplicates).toBeLessThanOrEqual(Math.floor(f.queued * 0.01))
+    },
+    180_000,
+  )
 })
