@@ -9,6 +9,8 @@ import { connect, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, relative, resolve } from 'node:path'
 import autocannon from 'autocannon'
+import { KafkaSetupError, type RunningKafka, startKafka } from '../scripts/lib/kafka.ts'
+import { freePort } from '../scripts/lib/ports.ts'
 import {
   type Bundle,
   buildBundle,
@@ -17,6 +19,8 @@ import {
   serve,
   writeApiKeysFile,
 } from '../scripts/lib/selfhosted.ts'
+
+export { freePort }
 
 const OUT = 'bench/out'
 const PROJECT = 'bench/project'
@@ -107,19 +111,6 @@ export function requestBody(shape: BodyName | BodyShape): string {
       { length: scorers },
       (_, i) => `weave:///${PROJECT}/object/Scorer${i}:${hex(i * 2654435761, 16)}`,
     ),
-  })
-}
-
-/** A port that was free a moment ago, on loopback. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address ? address.port : 0
-      server.close(() => resolve(port))
-    })
   })
 }
 
@@ -682,4 +673,29 @@ export async function startWranglerDev(options: {
     await stop()
     throw e
   }
+}
+
+/**
+ * Apache Kafka for a bench, behind a proxy that counts what clients send: clients that bootstrap
+ * through the proxy are sent back to it for every broker connection. A missing prerequisite
+ * (java, mvn) surfaces as its one-line message; `stoppers` gains the broker's clean-up.
+ */
+export async function startProxiedKafka(
+  proxy: { port: number; setTarget(target: string): void },
+  stoppers: (() => Promise<unknown>)[],
+): Promise<RunningKafka> {
+  console.log('starting Apache Kafka…')
+  let kafka: RunningKafka
+  try {
+    kafka = await startKafka({
+      log: (line) => console.log(line),
+      proxiedListener: { advertisedPort: proxy.port },
+    })
+  } catch (e) {
+    throw e instanceof KafkaSetupError ? new Error(e.message) : e
+  }
+  const broker = kafka
+  stoppers.push(() => broker.close())
+  proxy.setTarget(broker.proxiedBootstrap as string)
+  return broker
 }

@@ -38,7 +38,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 import { Consumer } from '@platformatic/kafka'
-import { KafkaSetupError, type RunningKafka, readTopic, startKafka } from '../scripts/lib/kafka.ts'
+import { type RunningKafka, readTopic } from '../scripts/lib/kafka.ts'
 import { hashKey, putKeyRecord } from '../scripts/lib/keys.ts'
 import { writeLocalDevVars } from '../scripts/lib/local-secrets.ts'
 import {
@@ -62,6 +62,7 @@ import {
   requestBody,
   SMOKE,
   startCountingProxy,
+  startProxiedKafka,
   startSinkProcess,
   startWranglerDev,
   WARMUP_SECONDS,
@@ -174,18 +175,7 @@ try {
   const needsKafka = variants.some((v) => v.transport === 'native')
   let kafka: RunningKafka | undefined
   if (needsKafka) {
-    console.log('starting Apache Kafka…')
-    try {
-      kafka = await startKafka({
-        log: (line) => console.log(line),
-        proxiedListener: { advertisedPort: kafkaProxy.port },
-      })
-    } catch (e) {
-      throw e instanceof KafkaSetupError ? new Error(e.message) : e
-    }
-    const broker = kafka
-    stoppers.push(() => broker.close())
-    kafkaProxy.setTarget(broker.proxiedBootstrap as string)
+    kafka = await startProxiedKafka(kafkaProxy, stoppers)
   }
   const sink = await startSinkProcess()
   stoppers.push(async () => sink.child.kill('SIGTERM'))

@@ -36,7 +36,7 @@ import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { Consumer } from '@platformatic/kafka'
-import { KafkaSetupError, type RunningKafka, readTopic, startKafka } from '../scripts/lib/kafka.ts'
+import { readTopic } from '../scripts/lib/kafka.ts'
 import { writeApiKeysFile } from '../scripts/lib/selfhosted.ts'
 import { renderWeaveSvg, type WeaveResults, type WeaveRun } from './chart.ts'
 import {
@@ -52,6 +52,7 @@ import {
   positiveSetting,
   requestBody,
   SMOKE,
+  startProxiedKafka,
   treeCpuUs,
   WARMUP_SECONDS,
 } from './lib.ts'
@@ -239,19 +240,7 @@ try {
   // The proxy first: the broker must be told its port before it starts.
   const proxy = await startKafkaProxy()
   stoppers.push(() => proxy.close())
-  console.log('starting Apache Kafka…')
-  let kafka: RunningKafka
-  try {
-    kafka = await startKafka({
-      log: (line) => console.log(line),
-      proxiedListener: { advertisedPort: proxy.port },
-    })
-  } catch (e) {
-    throw e instanceof KafkaSetupError ? new Error(e.message) : e
-  }
-  const broker = kafka
-  stoppers.push(() => broker.close())
-  proxy.setTarget(kafka.proxiedBootstrap as string)
+  const kafka = await startProxiedKafka(proxy, stoppers)
   const brokers = `127.0.0.1:${proxy.port}`
 
   const offsets = new Consumer({

@@ -7,25 +7,13 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { type RunningSink, startSink } from '../dev/sink/sink.ts'
+import { freePort } from './lib/ports.ts'
 
 const SCRIPT = resolve('scripts/messages.ts')
-
-/** A loopback port nothing listens on (bound, then closed). */
-function closedPort(): Promise<number> {
-  return new Promise((done, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => done(typeof address === 'object' && address ? address.port : 0))
-    })
-  })
-}
 
 /**
  * Runs the script in a directory whose `.wrangler/dev/api-key.json` holds `state`. Asynchronous:
@@ -62,7 +50,7 @@ describe('npm run messages', () => {
 
   before(async () => {
     sink = await startSink({ port: 0 })
-    deadBroker = `127.0.0.1:${await closedPort()}`
+    deadBroker = `127.0.0.1:${await freePort()}`
     const res = await fetch(`${sink.url}/produce`, {
       method: 'POST',
       headers: {
@@ -91,7 +79,7 @@ describe('npm run messages', () => {
   })
 
   it('says in one line, without a stack trace, when nothing is running', async () => {
-    const deadSink = `http://127.0.0.1:${await closedPort()}`
+    const deadSink = `http://127.0.0.1:${await freePort()}`
     for (const [state, env] of [
       [{ kafkaBootstrap: deadBroker, topic }, { SINK_URL: deadSink }],
       [{ sinkUrl: deadSink }, {}],

@@ -19,26 +19,15 @@
 import assert from 'node:assert/strict'
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { stripVTControlCharacters } from 'node:util'
+import { freePort } from './lib/ports.ts'
 
 const ROOT = resolve('.')
 const clone = join(mkdtempSync(join(tmpdir(), 'quickstart-')), 'weave-calls-score-edge')
 const running = new Set<ChildProcess>()
-
-function freePort(): Promise<number> {
-  return new Promise((done, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => done(typeof address === 'object' && address ? address.port : 0))
-    })
-  })
-}
 
 /** The fenced blocks of a Markdown file, with their language. */
 function codeBlocks(file: string): { lang: string; text: string }[] {

@@ -8,11 +8,11 @@ import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { type RunningSink, startSink } from '../dev/sink/sink.ts'
+import { freePort } from './lib/ports.ts'
 import { readWorkerSettings, renderConfig, writeApiKeysFile } from './lib/selfhosted.ts'
 import { createCa } from './lib/tls-certs.ts'
 
@@ -20,17 +20,6 @@ const TOPIC = 'selftest.score_calls'
 const apiKey = randomBytes(24).toString('hex')
 const basic = (key: string) => `Basic ${Buffer.from(`api:${key}`).toString('base64')}`
 const dir = mkdtempSync(join(tmpdir(), 'selfhosted-selftest-'))
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0))
-    })
-  })
-}
 
 /** Runs scripts/start.ts; resolves with its output once it exits. */
 function start(env: Record<string, string>): { child: ChildProcess; output: () => string } {

@@ -26,11 +26,11 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs'
-import { createServer } from 'node:net'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Admin, Consumer, type Message } from '@platformatic/kafka'
+import { freePort } from './ports.ts'
 import { brokerKeystores, KEYSTORE_PASSWORD, type TestCa } from './tls-certs.ts'
 
 const KAFKA_DIR = fileURLToPath(new URL('../../dev/kafka/', import.meta.url).href)
@@ -268,18 +268,6 @@ async function classpath(log: (line: string) => void): Promise<string> {
   writeFileSync(CLASSPATH_CACHE, `${pomHash}\n${cp}\n`)
   if (cold) log(`Apache Kafka ${version} is in ${MAVEN_REPO}; later runs start without downloading`)
   return cp
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.unref()
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0))
-    })
-  })
 }
 
 type NodePorts = {
