@@ -222,6 +222,8 @@ export async function startBench(options: {
   asyncTrace?: boolean
   /** Git revision the `baseline` server is built from (required when it is one of `servers`). */
   baseline?: string
+  /** Settings over the bench's own (e.g. the native transport's, for bench:profile's `native`). */
+  env?: Record<string, string>
 }): Promise<Bench> {
   mkdirSync(OUT, { recursive: true })
   if (options.servers.includes('baseline')) {
@@ -264,6 +266,7 @@ export async function startBench(options: {
       UPSTASH_KAFKA_REST_URL: sink.url,
       UPSTASH_KAFKA_REST_USERNAME: 'dev',
       UPSTASH_KAFKA_REST_PASSWORD: 'dev-password',
+      ...options.env,
     }
     for (const name of options.servers) {
       const bundle = bundles[name]
