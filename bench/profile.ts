@@ -19,6 +19,7 @@ import { KafkaSetupError, type RunningKafka, startKafka } from '../scripts/lib/k
 import {
   BODIES,
   type BodyName,
+  expectAccepted,
   freePort,
   load,
   positiveSetting,
@@ -171,6 +172,8 @@ try {
   const server = bench.servers[serverName]
   if (!server) throw new Error(`${serverName} did not start`)
   const payload = requestBody(name)
+  // A fast 4xx/5xx (a broker the worker cannot reach, a wrong setting) would profile the wrong path.
+  await expectAccepted(profiled, server.url, bench.auth, payload)
   if (WARMUP_SECONDS > 0) await load(server.url, payload, bench.auth, WARMUP_SECONDS, connections)
   // The bundle is minified: name each frame by its place in the sources, through the source map.
   const bundle = bench.bundles[serverName]
@@ -276,9 +279,9 @@ try {
     sum.us += frame.weight * frame.usPerUnit
     areas.set(area, sum)
   }
-  const requests = run.rps * seconds
+  const requests = run.requests
   console.log(
-    `${profiled}, ${name}, ${connections} connections: ${run.rps.toFixed(0)} req/s while profiling; ${targets.length} inspector target(s)${targets.length > 1 ? ` (${targets.map((t) => t.title).join('; ')})` : ''}; ${files.join(', ')}\n${kind === 'heap' ? `allocated: ${(total / requests / 1024).toFixed(0)} KiB per request, by function` : 'self time:'}`,
+    `${profiled}, ${name}, ${connections} connections: ${run.rps.toFixed(0)} req/s while profiling (${run.requests} requests, ${run.non2xx} not 2xx); ${targets.length} inspector target(s)${targets.length > 1 ? ` (${targets.map((t) => t.title).join('; ')})` : ''}; ${files.join(', ')}\n${kind === 'heap' ? `allocated: ${(total / requests / 1024).toFixed(0)} KiB per request, by function` : 'self time:'}`,
   )
   for (const [key, weight] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 25)) {
     const kib =
