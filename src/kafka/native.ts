@@ -174,7 +174,8 @@ function rootOf(error: unknown): KafkaJsError {
  *   `unauthorized`, retriable codes `unavailable`, the rest, MESSAGE_TOO_LARGE among them,
  *   `rejected`);
  * - no connection (refused, reset, DNS, connect timeout, TLS handshake): `unreachable`, nothing
- *   was sent;
+ *   was sent, except when a connection carrying a write drops (a leader killed): then the
+ *   records may be on the partition's next leader, which no one can tell (docs/delivery.md);
  * - a request sent and not answered in time: `timeout`, the records may still land;
  * - anything else kafkajs reports (no broker for a partition, metadata not loaded):
  *   `unavailable`.
