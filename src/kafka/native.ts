@@ -432,9 +432,15 @@ export class NativeProducer implements JobProducer {
     const running = run()
     try {
       const result = await withTimeout(running, remaining)
-      return result === TIMED_OUT
+      if (result !== TIMED_OUT) return result
+      // Still connecting at the deadline: nothing was sent, so no write's outcome is unknown.
+      return producer
         ? failAll(messages.length, 'timeout', 'no acknowledgement before the deadline')
-        : result
+        : failAll(
+            messages.length,
+            'unreachable',
+            'connect: no broker connected before the deadline',
+          )
     } catch (e) {
       const { reason, detail } = nativeFailureReason(e)
       return failAll(messages.length, reason, detail)
