@@ -116,9 +116,10 @@ describe('the throttle breaker in direct delivery', () => {
     await new Promise((r) => setTimeout(r, 1100))
     const probe = await scoreOn(topic, ids('c'), {}, key)
     expect(probe.line).toMatchObject({ outcome: 'queued', kafka_probe: true, kafka_status: 429 })
-    expect(probe.logs.find((l) => l.msg === 'kafka_throttle_open')).toMatchObject({
-      reopened: true,
-    })
+    // The probe's own answer reopens the breaker (another call's late answer may log first).
+    expect(
+      probe.logs.filter((l) => l.msg === 'kafka_throttle_open').map((l) => l.reopened),
+    ).toContain(true)
     const count = await sinkProduceCount(topic)
     const skipped = await scoreOn(topic, ids('d'), {}, key)
     expect(skipped.line).toMatchObject({ kafka_skipped: 'throttled' })
@@ -186,7 +187,9 @@ describe('DELIVERY_MODE=queue', () => {
     expect(landed.sort()).toEqual(requests.flatMap((r) => r.callIds).sort())
     // Queue batches, not requests, make Kafka REST requests: fewer of them than client requests.
     expect(await sinkProduceCount(topic)).toBeLessThan(6)
-  })
+    // The consumer's batches wait for Miniflare's batch timeout: more than the default 5 s on a
+    // busy machine.
+  }, 15_000)
 
   it('a queue refusal is a 503 with Retry-After: never {} for jobs not held', async () => {
     const topic = uniqueTopic('queue-mode-refused')
