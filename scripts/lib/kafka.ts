@@ -694,14 +694,25 @@ async function startKafkaOnce(options: KafkaOptions): Promise<RunningKafka> {
     partitionCount: number,
     configs: Record<string, string> = {},
   ) => {
-    await withAdmin((admin) =>
-      admin.createTopics({
-        topics: [name],
-        partitions: partitionCount,
-        replicas: shape.replicationFactor,
-        configs: Object.entries(configs).map(([n, value]) => ({ name: n, value })),
-      }),
-    )
+    // A busy machine (a bench building bundles beside it) can miss the Admin's 2 s connect:
+    // tried three times; a topic that the failed attempt created after all counts as created.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await withAdmin((admin) =>
+          admin.createTopics({
+            topics: [name],
+            partitions: partitionCount,
+            replicas: shape.replicationFactor,
+            configs: Object.entries(configs).map(([n, value]) => ({ name: n, value })),
+          }),
+        )
+        break
+      } catch (e) {
+        const text = JSON.stringify(e, Object.getOwnPropertyNames(e))
+        if (attempt > 1 && /already.exists/i.test(text)) break
+        if (attempt >= 3 || !/Cannot connect|timed out/i.test(text)) throw e
+      }
+    }
     await waitForTopic(name, partitionCount)
   }
 
