@@ -371,8 +371,10 @@ export async function connectNative(
       return { ok: true, producer }
     }
     void closeNativeProducer(producer)
+    // A seed that accepts the socket and then answers nothing (its ApiVersions or metadata
+    // request timing out) is as unreachable as one that never accepts: no record was sent.
     error =
-      failed === TIMED_OUT
+      failed === TIMED_OUT || nativeFailureReason(failed).reason === 'timeout'
         ? Object.assign(new Error(`Connection timeout: ${seed} did not answer in ${budget} ms`), {
             name: 'KafkaJSConnectionError',
           })
