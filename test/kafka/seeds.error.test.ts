@@ -71,6 +71,8 @@ it('seeds that failed lately go last for the next new producers', async () => {
     KAFKA_BROKERS: `${kafka.refusedBroker},${kafka.silentBroker}`,
     KAFKA_PRODUCERS: undefined,
     KAFKA_PRODUCE_RETRIES: '0',
+    // Time for both: the silent seed takes its whole share (1.5 s at most) on a busy machine too.
+    KAFKA_PRODUCE_TIMEOUT_MS: '5000',
     SCORE_QUEUE: undefined,
   })
   expect(answer).toMatchObject({ status: 503, line: { kafka_reason: 'unreachable' } })
