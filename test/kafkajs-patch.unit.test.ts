@@ -4,6 +4,14 @@
  */
 // @ts-expect-error untyped internal module of kafkajs
 import RequestQueue from 'kafkajs/src/network/requestQueue/index.js'
+// @ts-expect-error untyped internal module of kafkajs
+import crc32C from 'kafkajs/src/protocol/recordBatch/crc32C/index.js'
+// @ts-expect-error untyped internal module of kafkajs
+import Record from 'kafkajs/src/protocol/recordBatch/record/v0/index.js'
+// @ts-expect-error untyped internal module of kafkajs
+import encodeRequest from 'kafkajs/src/protocol/request.js'
+// @ts-expect-error untyped internal module of kafkajs
+import produceV7 from 'kafkajs/src/protocol/requests/produce/v7/request.js'
 import { describe, expect, it, vi } from 'vitest'
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {}, namespace: () => quiet }
@@ -28,5 +36,100 @@ describe('kafkajs patched at install', () => {
     queue.destroy()
     // Unpatched, every check re-armed a zero-delay timer, for ever.
     expect(armed).toBe(0)
+  })
+})
+
+// The produce path's encoders, patched for speed in workerd (whose Buffer is a JS polyfill):
+// the bytes must stay exactly what unpatched kafkajs 2.2.4 writes.
+
+type Message = { key: string | null; value: string | null; headers: object; timestamp?: number }
+
+/** A produce request with what the encoders must get right: UTF-8, headers, nulls, timestamps. */
+function produceRequest(): { topicData: unknown } {
+  const big = `${'x'.repeat(5000)}é😀`
+  const messages: Message[] = Array.from({ length: 12 }, (_, i) => ({
+    key: `proj-${i}`,
+    value: `${i % 3 ? big : `{"a":${i}}`}${i}`,
+    headers: { 'weave-job-id': `id-${i}`, h2: i % 2 ? Buffer.from([1, 2, 3]) : 'v' },
+    ...(i === 5 ? { timestamp: 1765000000000 - 123456 } : {}),
+  }))
+  return {
+    topicData: [
+      {
+        topic: 'scoring',
+        partitions: [
+          { partition: 0, messages },
+          { partition: 3, messages: messages.slice(0, 1) },
+        ],
+      },
+      {
+        topic: 'other-ü',
+        partitions: [{ partition: 1, messages: [{ key: null, value: null, headers: {} }] }],
+      },
+    ],
+  }
+}
+
+async function sha256(bytes: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+/** CRC-32C one bit at a time, the definition the table-driven code must agree with. */
+function crc32cBitwise(bytes: Uint8Array): number {
+  let crc = ~0
+  for (const byte of bytes) {
+    crc ^= byte
+    for (let k = 0; k < 8; k++) crc = (crc >>> 1) ^ (0x82f63b78 & -(crc & 1))
+  }
+  return ~crc >>> 0
+}
+
+describe('kafkajs produce encoding, patched', () => {
+  it('writes the bytes unpatched kafkajs 2.2.4 writes', async () => {
+    vi.spyOn(Date, 'now').mockReturnValue(1765000000000)
+    try {
+      const request = produceV7({ acks: -1, timeout: 5000, ...produceRequest() })
+      const encoded = await encodeRequest({
+        correlationId: 42,
+        clientId: 'weave-calls-score',
+        request,
+      })
+      const bytes: Uint8Array = encoded.buffer
+      expect(bytes.length).toBe(40904)
+      // The same request encoded by the unpatched package (npm pack kafkajs@2.2.4).
+      expect(await sha256(bytes)).toBe(
+        '4470f696d8b94964fda80ed70ad2ff00f09b00f95c4ceed6a39ec9f9a99a5acd',
+      )
+    } finally {
+      vi.restoreAllMocks()
+    }
+  })
+
+  it('encodes a record into one buffer of its exact size, with no buffer per varint', () => {
+    const from = vi.spyOn(Buffer, 'from')
+    try {
+      const record = Record({
+        offsetDelta: 3,
+        timestampDelta: 0,
+        key: 'proj',
+        value: 'v'.repeat(4000),
+        headers: { 'weave-job-id': 'a-job' },
+      })
+      // Unpatched: a 512-byte buffer doubled up to 8 KiB, and a Buffer.from per varint.
+      expect(record.buf.length).toBe(record.offset)
+      expect(from).not.toHaveBeenCalled()
+    } finally {
+      from.mockRestore()
+    }
+  })
+
+  it('checksums record batches with CRC-32C', () => {
+    expect(crc32C(Buffer.from('123456789'))).toBe(0xe3069283)
+    for (const length of [0, 1, 7, 8, 9, 63, 64, 65, 4099]) {
+      const bytes = Buffer.alloc(length)
+      for (let i = 0; i < length; i++) bytes[i] = (i * 7919 + length) & 0xff
+      expect(crc32C(bytes)).toBe(crc32cBitwise(bytes))
+    }
   })
 })
