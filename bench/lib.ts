@@ -11,6 +11,7 @@ import { join, relative, resolve } from 'node:path'
 import autocannon from 'autocannon'
 import { KafkaSetupError, type RunningKafka, startKafka } from '../scripts/lib/kafka.ts'
 import { freePort } from '../scripts/lib/ports.ts'
+import { stopGroup, untilServing } from '../scripts/lib/processes.ts'
 import {
   type Bundle,
   buildBundle,
@@ -411,6 +412,15 @@ export function positiveSetting(name: string, fallback: number, smoke?: number):
   return value
 }
 
+/** A comma-separated list of positive integers (`fallback` when unset). */
+export function positiveList(name: string, fallback: string): number[] {
+  return (process.env[name] ?? fallback).split(',').map((n) => {
+    const value = Number(n)
+    if (!Number.isInteger(value) || value < 1) throw new Error(`${name}: positive integers`)
+    return value
+  })
+}
+
 /** Seconds of warm-up per server before measuring: 1, none in a smoke run. */
 export const WARMUP_SECONDS = SMOKE ? 0 : 1
 
@@ -635,37 +645,12 @@ export async function startWranglerDev(options: {
     },
   )
   const group = child.pid ?? 0
-  const signalGroup = (signal: NodeJS.Signals) => {
-    try {
-      process.kill(-group, signal)
-    } catch {
-      // already gone
-    }
-  }
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((done) => child.once('exit', done))
-      signalGroup('SIGINT')
-      const hard = setTimeout(() => signalGroup('SIGKILL'), 5_000)
-      await exited
-      clearTimeout(hard)
-    }
-    // Whatever wrangler left behind in its group.
-    signalGroup('SIGKILL')
-  }
+  // SIGINT: wrangler's own shutdown, then whatever it left behind in its group.
+  const stop = () => stopGroup(child, 'SIGINT')
   const url = `http://127.0.0.1:${port}`
   try {
-    for (let i = 0; ; i++) {
-      if (i > 240 || child.exitCode !== null) throw new Error('wrangler dev did not start')
-      const up = await fetch(`${url}/health`).then(
-        async (r) => {
-          await r.arrayBuffer()
-          return r.ok
-        },
-        () => false,
-      )
-      if (up) break
-      await new Promise((r) => setTimeout(r, 500))
+    if (!(await untilServing(url, child, { timeoutMs: 120_000, intervalMs: 500 }))) {
+      throw new Error('wrangler dev did not start')
     }
     const workerdPids = descendants(group)
       .filter((p) => p.comm === 'workerd')

@@ -20,6 +20,7 @@ import {
   measure,
   median,
   pairedRatio,
+  positiveList,
   positiveSetting,
   type Run,
   requestBody,
@@ -30,13 +31,7 @@ import {
 
 const OUT = 'bench/out'
 
-const IDS = (process.env.BENCH_SWEEP_IDS ?? (SMOKE ? '10,1000' : '10,100,1000,10000'))
-  .split(',')
-  .map((n) => {
-    const ids = Number(n)
-    if (!Number.isInteger(ids) || ids < 1) throw new Error('BENCH_SWEEP_IDS: positive integers')
-    return ids
-  })
+const IDS = positiveList('BENCH_SWEEP_IDS', SMOKE ? '10,1000' : '10,100,1000,10000')
 const SCORERS = positiveSetting('BENCH_SWEEP_SCORERS', 5)
 const ROUNDS = positiveSetting('BENCH_SWEEP_ROUNDS', 3, 1)
 const SECONDS = positiveSetting('BENCH_SWEEP_SECONDS', 3, 1)

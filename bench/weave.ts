@@ -37,6 +37,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { Consumer } from '@platformatic/kafka'
 import { readTopic } from '../scripts/lib/kafka.ts'
+import { stopGroup, untilServing } from '../scripts/lib/processes.ts'
 import { writeApiKeysFile } from '../scripts/lib/selfhosted.ts'
 import { renderWeaveSvg, type WeaveResults, type WeaveRun } from './chart.ts'
 import {
@@ -49,6 +50,7 @@ import {
   freePort,
   load,
   median,
+  positiveList,
   positiveSetting,
   requestBody,
   SMOKE,
@@ -66,13 +68,7 @@ const IDLE_SECONDS = positiveSetting('BENCH_IDLE_SECONDS', 5, 1)
 const BODY_NAMES = (process.env.BENCH_BODIES ?? 'small,large')
   .split(',')
   .filter((b): b is BodyName => b in BODIES)
-const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? (SMOKE ? '16' : '16,64'))
-  .split(',')
-  .map((n) => {
-    const c = Number(n)
-    if (!Number.isInteger(c) || c < 1) throw new Error('BENCH_CONNECTIONS: positive integers')
-    return c
-  })
+const CONNECTIONS = positiveList('BENCH_CONNECTIONS', SMOKE ? '16' : '16,64')
 if (BODY_NAMES.length === 0) throw new Error('BENCH_BODIES names none of small, large, max')
 const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3'
 const DRAIN_SECONDS = 30
@@ -192,40 +188,12 @@ async function startServer(
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000)
   })
-  const group = child.pid ?? 0
-  const kill = (signal: NodeJS.Signals) => {
-    try {
-      process.kill(-group, signal)
-    } catch {
-      // already gone
-    }
-  }
-  stoppers.push(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((done) => child.once('exit', done))
-      kill('SIGTERM')
-      const hard = setTimeout(() => kill('SIGKILL'), 5_000)
-      await exited
-      clearTimeout(hard)
-    }
-    kill('SIGKILL')
-  })
+  stoppers.push(() => stopGroup(child, 'SIGTERM'))
   const url = `http://127.0.0.1:${port}`
-  const until = Date.now() + 120_000
-  for (;;) {
-    if (child.exitCode !== null || Date.now() > until) {
-      throw new Error(`${name} did not start:\n${stderr.trim().split('\n').slice(-15).join('\n')}`)
-    }
-    const up = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) }).then(
-      async (r) => {
-        await r.arrayBuffer()
-        return r.ok
-      },
-      () => false,
-    )
-    if (up) return { name, url, pid: group, topic }
-    await new Promise((r) => setTimeout(r, 250))
+  if (!(await untilServing(url, child, { timeoutMs: 120_000, intervalMs: 250 }))) {
+    throw new Error(`${name} did not start:\n${stderr.trim().split('\n').slice(-15).join('\n')}`)
   }
+  return { name, url, pid: child.pid ?? 0, topic }
 }
 
 const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms))

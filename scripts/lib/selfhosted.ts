@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { unstable_readConfig } from 'wrangler'
 import { ApiKeyRecordSchema } from '../../src/auth/key-record.ts'
 import { hashKey } from './keys.ts'
+import { untilServing } from './processes.ts'
 import { entriesProblems, reverseEntries } from './projects.ts'
 
 const require = createRequire(import.meta.url)
@@ -362,21 +363,12 @@ export async function serve(
   }
   const probeHost = ['0.0.0.0', '::', '*'].includes(options.host) ? '127.0.0.1' : options.host
   const probe = `http://${probeHost.includes(':') ? `[${probeHost}]` : probeHost}:${options.port}`
-  const deadline = Date.now() + 30_000
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`workerd exited (${child.exitCode ?? child.signalCode}) before serving`)
-    }
-    // Any HTTP answer means the socket is served; the floor worker has no /health.
-    const up = await fetch(`${probe}/health`, { signal: AbortSignal.timeout(1000) }).then(
-      async (r) => {
-        await r.arrayBuffer()
-        return true
-      },
-      () => false,
-    )
-    if (up) return { url: probe, process: child, stop }
-    await new Promise((r) => setTimeout(r, 100))
+  // Any HTTP answer means the socket is served; the floor worker has no /health.
+  if (await untilServing(probe, child, { timeoutMs: 30_000, intervalMs: 100, anyAnswer: true })) {
+    return { url: probe, process: child, stop }
+  }
+  if (child.exitCode !== null || child.signalCode !== null) {
+    throw new Error(`workerd exited (${child.exitCode ?? child.signalCode}) before serving`)
   }
   await stop()
   throw new Error('workerd did not answer within 30 s')

@@ -11,6 +11,11 @@ const utf8 = new TextEncoder()
 /** Kafka header carrying a job's stable id, the same on every retry and re-send. */
 export const JOB_ID_HEADER = 'weave-job-id'
 
+/** A message's `weave-job-id` header, if it carries one. */
+export const jobIdOf = (message: {
+  headers?: readonly { key: string; value: string }[] | undefined
+}): string | undefined => message.headers?.find((h) => h.key === JOB_ID_HEADER)?.value
+
 /**
  * Where and how jobs are keyed. `jobId` is unique per request (never the client's request id,
  * which a client may reuse); message i gets `<jobId>:<i>`.

@@ -16,7 +16,7 @@ import { DurableObject } from 'cloudflare:workers'
 import type { Producer } from 'kafkajs'
 import type { ProducerShards } from '../config.ts'
 import { TIMED_OUT, withTimeout } from '../lib/timeout.ts'
-import { JOB_ID_HEADER } from './jobs.ts'
+import { jobIdOf } from './jobs.ts'
 import {
   type Connected,
   closeNativeProducer,
@@ -96,8 +96,6 @@ type Line = {
   closed: boolean
 }
 
-const jobIdOf = (m: KafkaMessage) => m.headers?.find((h) => h.key === JOB_ID_HEADER)?.value
-
 const recordBytes = (messages: readonly KafkaMessage[]) => {
   let bytes = 0
   for (const m of messages) bytes += nativeRequestSize.record(m)
@@ -151,15 +149,16 @@ export class KafkaProducerShard extends DurableObject<Env> {
     const now = Date.now()
     this.#forget(now)
     if (waitMs > 0) {
-      const pending = new Set(jobIds.filter((id) => this.#pending(id)))
-      if (pending.size > 0) {
+      const pending = this.#pendingIds()
+      if (jobIds.some((id) => pending.has(id))) {
         const running = [...this.#lines.values()].flatMap((l) => [...l.running].map((b) => b.done))
         // Queued calls go out (or expire) when the batch ahead of them completes.
         await withTimeout(Promise.all(running), waitMs)
       }
     }
+    const pending = this.#pendingIds()
     return jobIds.map(
-      (id) => this.#outcomes.get(id)?.outcome ?? (this.#pending(id) ? 'pending' : 'unknown'),
+      (id) => this.#outcomes.get(id)?.outcome ?? (pending.has(id) ? 'pending' : 'unknown'),
     )
   }
 
@@ -329,17 +328,22 @@ export class KafkaProducerShard extends DurableObject<Env> {
     }
   }
 
-  /** Whether a record of this job is queued or in flight here. */
-  #pending(id: string): boolean {
-    const has = (calls: Iterable<Call>) => {
-      for (const call of calls) if (call.messages.some((m) => jobIdOf(m) === id)) return true
-      return false
+  /** The jobs with a record queued or in flight here. */
+  #pendingIds(): Set<string> {
+    const ids = new Set<string>()
+    const add = (calls: Iterable<Call>) => {
+      for (const call of calls) {
+        for (const m of call.messages) {
+          const id = jobIdOf(m)
+          if (id !== undefined) ids.add(id)
+        }
+      }
     }
     for (const line of this.#lines.values()) {
-      if (has(line.waiting)) return true
-      for (const batch of line.running) if (has(batch.calls)) return true
+      add(line.waiting)
+      for (const batch of line.running) add(batch.calls)
     }
-    return false
+    return ids
   }
 
   /**
@@ -367,6 +371,9 @@ export class KafkaProducerShard extends DurableObject<Env> {
   }
 }
 
+/** The name a shard's object is derived from, and that a held write's `heldBy` gives. */
+const shardName = (index: number) => `producer-${index}`
+
 /**
  * Direct delivery's native producer: each call's jobs to one shard, chosen at random, by RPC.
  * An RPC that fails (the object reset, overloaded, or its isolate gone) is `unavailable`, so
@@ -389,12 +396,11 @@ export class ShardedProducer implements JobProducer {
   }
 
   /** The shard's stub; ids are derived once per configuration. */
-  #stub(name: string, index?: number) {
+  #stub(index: number) {
     const { namespace } = this.#shards
-    if (index === undefined) return namespace.get(namespace.idFromName(name))
     let id = this.#ids[index]
     if (!id) {
-      id = namespace.idFromName(name)
+      id = namespace.idFromName(shardName(index))
       this.#ids[index] = id
     }
     return namespace.get(id)
@@ -406,10 +412,10 @@ export class ShardedProducer implements JobProducer {
     if (remaining <= 0) return failAll(messages.length, 'timeout', 'deadline passed before sending')
     const { count, lingerMs, idleSeconds } = this.#shards
     const shard = Math.floor(Math.random() * count)
-    const name = `producer-${shard}`
+    const name = shardName(shard)
     try {
       // The RPC's result type is a union of wrapped promises; the value is a ProduceResult.
-      const answer = this.#stub(name, shard).produce({
+      const answer = this.#stub(shard).produce({
         key: this.#key,
         connection: this.#connection,
         messages,

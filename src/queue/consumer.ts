@@ -1,7 +1,7 @@
 import * as z from 'zod'
 import { type Config, loadConfig } from '../config.ts'
 import { produceUnlessThrottled } from '../delivery/deliver.ts'
-import { JOB_ID_HEADER } from '../kafka/jobs.ts'
+import { jobIdOf } from '../kafka/jobs.ts'
 import type { JobProducer, ProduceResult } from '../kafka/producer.ts'
 import { shardOutcomes } from '../kafka/producer-shards.ts'
 import type { ProducerUse } from '../kafka/select.ts'
@@ -23,9 +23,6 @@ const log = (line: Record<string, unknown>) => {
   if (line.level === 'info') console.log(text)
   else console.error(text)
 }
-
-const jobIdOf = (job: QueuedJob | undefined) =>
-  job?.headers.find((h) => h.key === JOB_ID_HEADER)?.value ?? null
 
 /** Exponential backoff for queue redelivery, never shorter than what Kafka REST asked for. */
 export function retryDelaySeconds(attempts: number, config: QueueConfig, retryAfter = 0): number {
@@ -143,7 +140,7 @@ export async function consumeScoreJobs(
     const byShard = new Map<string, { message: Message<unknown>; job: QueuedJob }[]>()
     const settled = new Set<Message<unknown>>()
     for (const entry of jobs) {
-      if (!entry.job.shard || jobIdOf(entry.job) === null) continue
+      if (!entry.job.shard || jobIdOf(entry.job) === undefined) continue
       const held = byShard.get(entry.job.shard) ?? []
       held.push(entry)
       byShard.set(entry.job.shard, held)
@@ -192,7 +189,7 @@ export async function consumeScoreJobs(
       log({
         level: 'alarm',
         msg: 'dead_letter_failed',
-        job_id: jobIdOf(job),
+        job_id: (job && jobIdOf(job)) ?? null,
         error: e instanceof Error ? e.message : String(e),
       })
       return
@@ -202,7 +199,7 @@ export async function consumeScoreJobs(
     log({
       level: 'error',
       msg: 'job_dead_lettered',
-      job_id: jobIdOf(job),
+      job_id: (job && jobIdOf(job)) ?? null,
       topic: job?.topic,
       key: job?.key,
       attempts: message.attempts,

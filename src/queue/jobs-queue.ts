@@ -1,4 +1,4 @@
-import { JOB_ID_HEADER, messageKey } from '../kafka/jobs.ts'
+import { JOB_ID_HEADER, jobIdOf, messageKey } from '../kafka/jobs.ts'
 import type { KafkaMessage } from '../kafka/producer.ts'
 import { TIMED_OUT, withTimeout } from '../lib/timeout.ts'
 
@@ -55,7 +55,7 @@ export function toQueuedJobs(
   const parsed = JSON.parse(message.value) as WeaveValue
   if (parsed.call_ids.length <= 1) return null
   const half = Math.ceil(parsed.call_ids.length / 2)
-  const jobId = message.headers?.find((h) => h.key === JOB_ID_HEADER)?.value ?? 'job'
+  const jobId = jobIdOf(message) ?? 'job'
   const parts: QueuedJob[] = []
   for (const [i, ids] of [parsed.call_ids.slice(0, half), parsed.call_ids.slice(half)].entries()) {
     const value = JSON.stringify({ ...parsed, call_ids: ids })

@@ -46,6 +46,24 @@ const restoreCluster = async () => {
   await waitForCluster(true)
 }
 
+/**
+ * Load from the Workers runtime while `fault` runs, its log lines captured; the cluster is
+ * restored whatever happens.
+ */
+async function workersUnderLoad(
+  sender: Awaited<ReturnType<typeof workersRuntimeSender>>,
+  fault: () => Promise<void>,
+  options: Parameters<typeof underLoad>[2],
+) {
+  sender.capture()
+  try {
+    return await underLoad(sender.send, fault, options)
+  } finally {
+    sender.release()
+    await restoreCluster()
+  }
+}
+
 describe('a cluster node crashing or patched under load', () => {
   it('the first-listed broker killed, self-hosted (no queue): at least 97% 200, none lost', async () => {
     const topic = await freshTopic('crash-first-selfhosted')
@@ -79,14 +97,10 @@ describe('a cluster node crashing or patched under load', () => {
   it('the first-listed broker killed, Workers runtime: at least 97% produced directly, none lost', async () => {
     const topic = await freshTopic('crash-first-workers')
     const sender = await workersRuntimeSender(topic, { ...nativeVars(''), ...SPREAD })
-    let answers: Awaited<ReturnType<typeof underLoad>>
-    sender.capture()
-    try {
-      answers = await underLoad(sender.send, killFirstListed, { minMs: 30_000, label: 'wr' })
-    } finally {
-      sender.release()
-      await restoreCluster()
-    }
+    const answers = await workersUnderLoad(sender, killFirstListed, {
+      minMs: 30_000,
+      label: 'wr',
+    })
     const outcomes = sender.outcomes()
     const f = await loadFigures(topic, answers, outcomes)
     await printFigures('first-listed broker SIGKILLed, Workers runtime', f)
@@ -110,14 +124,7 @@ describe('a cluster node crashing or patched under load', () => {
         await waitForCluster(true)
       }
     }
-    let answers: Awaited<ReturnType<typeof underLoad>>
-    sender.capture()
-    try {
-      answers = await underLoad(sender.send, roll, { minMs: 20_000, label: 'roll' })
-    } finally {
-      sender.release()
-      await restoreCluster()
-    }
+    const answers = await workersUnderLoad(sender, roll, { minMs: 20_000, label: 'roll' })
     const f = await loadFigures(topic, answers, sender.outcomes())
     await printFigures('rolling restart by SIGTERM, Workers runtime', f)
     expect(answers.filter((a) => a.status !== 200)).toEqual([])
@@ -152,14 +159,7 @@ describe('a cluster node crashing or patched under load', () => {
         await sleep(12_000)
         await startNode(victim)
       }
-      let answers: Awaited<ReturnType<typeof underLoad>>
-      sender.capture()
-      try {
-        answers = await underLoad(sender.send, kill, { minMs: 25_000, label: role })
-      } finally {
-        sender.release()
-        await restoreCluster()
-      }
+      const answers = await workersUnderLoad(sender, kill, { minMs: 25_000, label: role })
       // The probe is on the topic too: one more record, one more id.
       answers.push({ id: 'probe', status: 200, ms: 0 })
       const f = await loadFigures(topic, answers, sender.outcomes())
