@@ -213,6 +213,23 @@ export type Bench = {
 }
 
 /**
+ * A bench that serves nothing itself (its servers are the caller's): `stop()` runs `stoppers`
+ * in reverse order of registration, each failure ignored, so a watchdog can stop everything.
+ */
+export function stoppersBench(stoppers: (() => Promise<unknown>)[]): Bench {
+  return {
+    servers: {},
+    bundles: {},
+    auth: '',
+    sinkUrl: '',
+    resetSink: async () => {},
+    stop: async () => {
+      for (const stop of stoppers.splice(0).reverse()) await stop().catch(() => {})
+    },
+  }
+}
+
+/**
  * Builds the production bundle (and the floors' and baseline's, with the same wrangler config), starts the sink
  * and serves each bundle under workerd on a free loopback port, with a fresh API key.
  */

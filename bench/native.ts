@@ -65,6 +65,7 @@ import {
   startProxiedKafka,
   startSinkProcess,
   startWranglerDev,
+  stoppersBench,
   WARMUP_SECONDS,
   withoutBinding,
 } from './lib.ts'
@@ -154,16 +155,7 @@ type Running = {
 }
 
 const stoppers: (() => Promise<unknown>)[] = []
-bench = {
-  servers: {},
-  bundles: {},
-  auth: '',
-  sinkUrl: '',
-  resetSink: async () => {},
-  stop: async () => {
-    for (const stop of stoppers.splice(0).reverse()) await stop().catch(() => {})
-  },
-}
+bench = stoppersBench(stoppers)
 
 try {
   rmSync(OUT, { recursive: true, force: true })

@@ -41,7 +41,6 @@ import { stopGroup, untilServing } from '../scripts/lib/processes.ts'
 import { writeApiKeysFile } from '../scripts/lib/selfhosted.ts'
 import { renderWeaveSvg, type WeaveResults, type WeaveRun } from './chart.ts'
 import {
-  type Bench,
   BODIES,
   type BodyName,
   boundBench,
@@ -55,6 +54,7 @@ import {
   requestBody,
   SMOKE,
   startProxiedKafka,
+  stoppersBench,
   treeCpuUs,
   WARMUP_SECONDS,
 } from './lib.ts'
@@ -83,16 +83,7 @@ const jobsPerRequest = (body: BodyName) => Math.ceil(BODIES[body].ids / 100)
 const TARGETS = { cpuRatio: 1.0, rpsRatio: 1.0, idleMsPerSecond: 10, producePer1000Jobs: 250 }
 
 const stoppers: (() => Promise<unknown>)[] = []
-const bench: Bench = {
-  servers: {},
-  bundles: {},
-  auth: '',
-  sinkUrl: '',
-  resetSink: async () => {},
-  stop: async () => {
-    for (const stop of stoppers.splice(0).reverse()) await stop().catch(() => {})
-  },
-}
+const bench = stoppersBench(stoppers)
 const cases = BODY_NAMES.length * CONNECTIONS.length
 const budgetMs =
   (cases * (ROUNDS + 1) * WEAVE_SERVERS.length * (SECONDS + 4) + IDLE_SECONDS + 300) * 1000
