@@ -373,3 +373,25 @@ describe('npm start with TRUSTED_CA_FILE', () => {
     assert.ok(network.includes(pem.trim().split('\n')[1] ?? '?'), 'the certificate itself')
   })
 })
+
+describe("npm start's own defaults", () => {
+  const render = (env: NodeJS.ProcessEnv) =>
+    renderConfig({
+      bundle: { dir: tmpdir(), main: 'index.js' },
+      settings: readWorkerSettings('wrangler.toml'),
+      stateDir: tmpdir(),
+      host: '127.0.0.1',
+      port: 8787,
+      env,
+    })
+
+  it('runs one producer shard (one JavaScript thread), unless the environment says otherwise', () => {
+    const toml = readFileSync('wrangler.toml', 'utf8')
+    assert.match(toml, /^KAFKA_PRODUCER_SHARDS = "2"$/m, "wrangler.toml's default for Cloudflare")
+    assert.ok(render({}).includes('(name = "KAFKA_PRODUCER_SHARDS", text = "1")'))
+    const set = render({ KAFKA_PRODUCER_SHARDS: '4' })
+    assert.ok(
+      set.includes('(name = "KAFKA_PRODUCER_SHARDS", fromEnvironment = "KAFKA_PRODUCER_SHARDS")'),
+    )
+  })
+})

@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest'
+import { SMALL_BODY_BYTES } from '../src/fastapi/body.ts'
 import { answer, basic, call, createKey, fetchWorker, uniqueTopic } from './helpers.ts'
 
 // FastAPI 0.142 / pydantic 2.13 parity, case by case (docs/compatibility.md).
@@ -439,6 +440,11 @@ describe("the edge's own checks, after parity validation", () => {
 const LARGE_BYTES = 16 * 1024
 
 describe(`bodies of ${LARGE_BYTES} bytes and more`, () => {
+  // A key of their own: these tests alone send most of what RATE_LIMITER allows a key a minute.
+  let key: string
+  beforeAll(async () => {
+    key = await createKey(['acme/support-bot'])
+  })
   const utf8 = new TextEncoder()
   const ids = Array.from({ length: 600 }, (_, i) => `call-${String(i).padStart(30, '0')}`)
   const head = utf8.encode(`{"project_id":"acme/support-bot","scorer_refs":["${REF}"],"call_ids":[`)
@@ -448,15 +454,29 @@ describe(`bodies of ${LARGE_BYTES} bytes and more`, () => {
     const m = typeof middle === 'string' ? utf8.encode(middle) : middle
     return new Uint8Array([...prefix, ...head, 0x22, ...m, 0x22, 0x2c, ...tail])
   }
-  // With a Content-Length, as every real client sends, and without one (then counted by the
-  // body limit as it streams): both must give the same answer.
+  // Both readings must give the same answer: with a Content-Length of at most SMALL_BODY_BYTES,
+  // as every real client sends, the body is read as bytes; streamed without one (counted by the
+  // body limit as it streams) it is parsed by the runtime from its stream.
   const both = async (body: Uint8Array) => {
     expect(body.length).toBeGreaterThanOrEqual(LARGE_BYTES)
     const vars = { KAFKA_TOPIC: topic }
     const headers = { 'content-length': String(body.length) }
-    const viaText = await answer(await call({ key, body, headers, vars }))
-    expect(viaText).toEqual(await answer(await call({ key, body, vars })))
-    return viaText
+    const asBytes = await answer(await call({ key, body, headers, vars }))
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < body.length; i += 4096) controller.enqueue(body.slice(i, i + 4096))
+        controller.close()
+      },
+    })
+    const streamed = new Request('https://worker.test/calls/score', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: basic(key) },
+      body: stream,
+      duplex: 'half',
+    } as RequestInit)
+    expect(streamed.headers.has('content-length')).toBe(false)
+    expect(await answer(await fetchWorker(streamed, vars))).toEqual(asBytes)
+    return asBytes
   }
 
   it('accepts plain UTF-8, a real U+FFFD, a UTF-8 BOM and UTF-16', async () => {
@@ -512,6 +532,25 @@ describe(`bodies of ${LARGE_BYTES} bytes and more`, () => {
     expect(await both(inIds)).toEqual(parseError)
     const invalidToo = padded('{"project_id":1,"call_ids":["', 0xff, '"],"scorer_refs":[]}')
     expect(await both(invalidToo)).toEqual(parseError)
+  })
+
+  it('parses a body declared longer than SMALL_BODY_BYTES from its stream, to the same answers', async () => {
+    const vars = { KAFKA_TOPIC: topic }
+    const over = (...parts: (string | number)[]) => {
+      const body = new Uint8Array([
+        ...utf8.encode(' '.repeat(SMALL_BODY_BYTES)),
+        ...parts.flatMap((p) => (typeof p === 'number' ? [p] : [...utf8.encode(p)])),
+      ])
+      const headers = { 'content-length': String(body.length) }
+      return call({ key, body, headers, vars }).then(answer)
+    }
+    const ok = `"project_id":"acme/support-bot","scorer_refs":["${REF}"]`
+    expect(await over(`{${ok},"call_ids":["a\\uFFFDb","�"]}`)).toEqual({ status: 200, body: {} })
+    expect(await over(`{${ok},"call_ids":["a`, 0xff, '"]}')).toEqual(parseError)
+    expect(await over(`{${ok},"call_ids":["\\ud83d"]}`)).toMatchObject({
+      status: 422,
+      body: { detail: [{ type: 'value_error', loc: ['body', 'call_ids', 0] }] },
+    })
   })
 
   it('answers 400 for valid JSON nested deeper than CPython parses', async () => {

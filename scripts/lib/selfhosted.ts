@@ -31,7 +31,10 @@ export type WorkerSettings = {
   main: string
   compatibilityDate: string
   compatibilityFlags: string[]
-  /** `[vars]`: the defaults used when the environment does not set a variable. */
+  /**
+   * `[vars]`: the defaults used when the environment does not set a variable (with
+   * {@link SELF_HOSTED_DEFAULTS} over them).
+   */
   vars: Record<string, VarValue>
   /** `[secrets] required`: always read from the environment. */
   secrets: string[]
@@ -41,6 +44,16 @@ export type WorkerSettings = {
   durableObjects: { name: string; className: string }[]
   /** Bindings of Cloudflare services that self-hosted mode does not provide, described. */
   notProvided: string[]
+}
+
+/**
+ * Self-hosted defaults that differ from `wrangler.toml`'s (a variable set in the environment
+ * still wins). workerd runs every Durable Object of the worker in the worker's own isolate, on the
+ * process's one JavaScript thread: more producer shards add no parallelism there, they only split
+ * the calls one shard would gather into a produce request (docs/self-hosting.md).
+ */
+export const SELF_HOSTED_DEFAULTS: Readonly<Record<string, string>> = {
+  KAFKA_PRODUCER_SHARDS: '1',
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> =>
@@ -81,7 +94,9 @@ export function readWorkerSettings(configPath = 'wrangler.toml'): WorkerSettings
   ]
   const vars: Record<string, VarValue> = {}
   if (isRecord(config.vars)) {
-    for (const [name, value] of Object.entries(config.vars)) vars[name] = value as VarValue
+    for (const [name, value] of Object.entries(config.vars)) {
+      vars[name] = SELF_HOSTED_DEFAULTS[name] ?? (value as VarValue)
+    }
   }
   return {
     main: resolve(main),
