@@ -10,7 +10,8 @@
  * self time by area (the source file a sample's function comes from): share and µs per request.
  *
  * Settings (environment): BENCH_SECONDS (5), BENCH_CONNECTIONS (8), BENCH_BASELINE (the git
- * revision the `baseline` server is built from), BENCH_SMOKE (1: 1 s, no warm-up).
+ * revision the `baseline` server is built from), BENCH_TOP (25: functions listed), BENCH_SMOKE (1: 1 s,
+ * no warm-up).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { SourceMap } from 'node:module'
@@ -42,6 +43,7 @@ const kind = process.argv[4] ?? 'cpu'
 if (kind !== 'cpu' && kind !== 'heap') throw new Error(`unknown profile ${kind}: cpu or heap`)
 const seconds = positiveSetting('BENCH_SECONDS', 5, 1)
 const connections = positiveSetting('BENCH_CONNECTIONS', 8)
+const top = positiveSetting('BENCH_TOP', 25)
 
 type CallFrame = { functionName: string; url: string; lineNumber: number; columnNumber: number }
 type ProfileNode = { id: number; callFrame: CallFrame; hitCount?: number; children?: number[] }
@@ -283,7 +285,7 @@ try {
   console.log(
     `${profiled}, ${name}, ${connections} connections: ${run.rps.toFixed(0)} req/s while profiling (${run.requests} requests, ${run.non2xx} not 2xx); ${targets.length} inspector target(s)${targets.length > 1 ? ` (${targets.map((t) => t.title).join('; ')})` : ''}; ${files.join(', ')}\n${kind === 'heap' ? `allocated: ${(total / requests / 1024).toFixed(0)} KiB per request, by function` : 'self time:'}`,
   )
-  for (const [key, weight] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 25)) {
+  for (const [key, weight] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) {
     const kib =
       kind === 'heap' ? `  ${(weight / requests / 1024).toFixed(1).padStart(7)} KiB/req` : ''
     console.log(`${((weight / total) * 100).toFixed(1).padStart(6)}%${kib}  ${key}`)

@@ -106,6 +106,24 @@ describe('kafkajs produce encoding, patched', () => {
     }
   })
 
+  it('writes a produce request whole into one buffer: a buffer per record and one more', async () => {
+    const unsafe = vi.spyOn(Buffer, 'allocUnsafe')
+    try {
+      const encoded = await encodeRequest({
+        correlationId: 7,
+        clientId: 'weave-calls-score',
+        request: produceV7({ acks: -1, timeout: 5000, ...produceRequest() }),
+      })
+      // 14 records in 3 partitions of 2 topics. Patched only layer by layer, the records were
+      // copied again into a buffer per batch (3 each), partition, topic, request, header and size
+      // prefix: 31 buffers.
+      expect(unsafe).toHaveBeenCalledTimes(15)
+      expect(encoded.buf.length).toBe(encoded.offset)
+    } finally {
+      vi.restoreAllMocks()
+    }
+  })
+
   it('encodes a record into one buffer of its exact size, with no buffer per varint', () => {
     const from = vi.spyOn(Buffer, 'from')
     try {
