@@ -205,8 +205,14 @@ export type WeaveResults = {
   /** The Python peer's versions (Python, FastAPI, pydantic, uvicorn, confluent-kafka, librdkafka). */
   peer: string
   runs: WeaveRun[]
-  /** Per server: CPU ms per second while connected and serving nothing. */
+  /** Seconds of start-up load each server got before the first case (absent: 0). */
+  warmupSeconds?: number
+  /** Seconds waited after the first idle window before the settled one (absent: 0). */
+  idleSettleSeconds?: number
+  /** Per server: CPU ms per second while connected and serving nothing, settled. */
   idleCpuMsPerSecond: Record<string, number>
+  /** Per server: the same a second after the last run (absent in older results). */
+  idleAfterLoadCpuMsPerSecond?: Record<string, number>
   /**
    * Per server, the read-back: jobs accepted, the most that may land beyond them (requests in
    * flight when runs ended), unique job ids on the topic, missing, duplicated.

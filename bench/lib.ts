@@ -429,6 +429,14 @@ export function positiveSetting(name: string, fallback: number, smoke?: number):
   return value
 }
 
+/** An environment setting that may be 0 (a phase turned off), `fallback` when unset. */
+export function nonNegativeSetting(name: string, fallback: number): number {
+  const value = Number(process.env[name] ?? fallback)
+  if (!Number.isInteger(value) || value < 0)
+    throw new Error(`${name} must be an integer of 0 or more`)
+  return value
+}
+
 /** A comma-separated list of positive integers (`fallback` when unset). */
 export function positiveList(name: string, fallback: string): number[] {
   return (process.env[name] ?? fallback).split(',').map((n) => {

@@ -15,10 +15,13 @@
  * (bench/kafka-proxy.ts; the broker advertises the proxy's port on an extra listener), which
  * counts the Produce requests it relays: only one server is under load at a time, so a run's count
  * is its server's. Per case (body × connections) and round, each server gets one fixed-length
- * autocannon run, in an order that reverses every round. A run's window lasts until every job it
+ * autocannon run, in an order that reverses every round, after every server got the same
+ * start-up load (BENCH_WARMUP_SECONDS over every body). A run's window lasts until every job it
  * accepted is on its topic (high watermarks; at most 30 s): CPU per request is the CPU time of the
  * server's process tree (/proc) over the window, per request sent. After the runs, each server's
- * idle CPU (its Kafka connections open, no request) is measured over a few seconds, and every topic
+ * idle CPU (its Kafka connections open, no request) is measured over a few seconds, right after
+ * the load and again once settled (BENCH_IDLE_SETTLE_SECONDS later; the target is the settled
+ * figure), and every topic
  * is read back in full: jobs missing and duplicated, by the weave-job-id header.
  *
  * Printed: per case and server the medians, the ratios worker/python-acknowledged and
@@ -27,9 +30,10 @@
  * redrawn.
  *
  * Settings (environment): BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_BODIES (small,large),
- * BENCH_CONNECTIONS (16,64: a list here), BENCH_IDLE_SECONDS (5), BENCH_PYTHON (/usr/bin/python3,
- * the interpreter the peer's venv is made from), BENCH_SMOKE (1: one round of 1 s at 16
- * connections, no warm-up, the picture in a temporary folder).
+ * BENCH_CONNECTIONS (16,64: a list here), BENCH_WARMUP_SECONDS (10), BENCH_IDLE_SECONDS (5),
+ * BENCH_IDLE_SETTLE_SECONDS (10), BENCH_PYTHON (/usr/bin/python3, the interpreter the peer's venv
+ * is made from), BENCH_SMOKE (1: one round of 1 s at 16 connections, no warm-up, no settling, the
+ * picture in a temporary folder).
  */
 import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -49,6 +53,7 @@ import {
   freePort,
   load,
   median,
+  nonNegativeSetting,
   positiveList,
   positiveSetting,
   requestBody,
@@ -65,6 +70,8 @@ export type WeaveServer = (typeof WEAVE_SERVERS)[number]
 const ROUNDS = positiveSetting('BENCH_ROUNDS', 3, 1)
 const SECONDS = positiveSetting('BENCH_SECONDS', 5, 1)
 const IDLE_SECONDS = positiveSetting('BENCH_IDLE_SECONDS', 5, 1)
+const IDLE_SETTLE_SECONDS = SMOKE ? 0 : nonNegativeSetting('BENCH_IDLE_SETTLE_SECONDS', 10)
+const STARTUP_WARMUP_SECONDS = SMOKE ? 0 : nonNegativeSetting('BENCH_WARMUP_SECONDS', 10)
 const BODY_NAMES = (process.env.BENCH_BODIES ?? 'small,large')
   .split(',')
   .filter((b): b is BodyName => b in BODIES)
@@ -86,7 +93,12 @@ const stoppers: (() => Promise<unknown>)[] = []
 const bench = stoppersBench(stoppers)
 const cases = BODY_NAMES.length * CONNECTIONS.length
 const budgetMs =
-  (cases * (ROUNDS + 1) * WEAVE_SERVERS.length * (SECONDS + 4) + IDLE_SECONDS + 300) * 1000
+  (cases * (ROUNDS + 1) * WEAVE_SERVERS.length * (SECONDS + 4) +
+    WEAVE_SERVERS.length * (STARTUP_WARMUP_SECONDS + 30) +
+    2 * IDLE_SECONDS +
+    IDLE_SETTLE_SECONDS +
+    300) *
+  1000
 const watchdog = boundBench('bench:weave', budgetMs, () => bench)
 
 /**
@@ -300,6 +312,23 @@ try {
     }
   }
 
+  // A server runs for days: every one gets the same start-up load before the first case, so the
+  // figures are steady state (the worker's JIT and heap sizing settle over some seconds of load;
+  // its first 5 s round used to cost up to 1.4 times its third).
+  if (STARTUP_WARMUP_SECONDS > 0) {
+    console.log(`warming each server up: ${STARTUP_WARMUP_SECONDS} s, every body`)
+    const each = Math.max(1, Math.round(STARTUP_WARMUP_SECONDS / BODY_NAMES.length))
+    for (const s of servers) {
+      for (const bodyName of BODY_NAMES) {
+        const warm = await load(s.url, requestBody(bodyName), auth, each, CONNECTIONS[0] ?? 16)
+        const jobsEach = jobsPerRequest(bodyName)
+        expected[s.name] = (expected[s.name] ?? 0) + warm.accepted * jobsEach
+        inFlight[s.name] = (inFlight[s.name] ?? 0) + (CONNECTIONS[0] ?? 16) * jobsEach
+      }
+      await drain(s.topic, expected[s.name] ?? 0)
+    }
+  }
+
   console.log(
     `${ROUNDS} round(s) × ${SECONDS} s per server and case; bodies ${BODY_NAMES.join(', ')}; ${CONNECTIONS.join(', ')} connections`,
   )
@@ -363,15 +392,22 @@ try {
     }
   }
 
-  // Idle: every server connected to the broker and serving nothing, all measured in one window.
+  // Idle: every server connected to the broker and serving nothing, all measured in one window,
+  // twice: a second after the last run (what the load leaves behind: collecting the heap it
+  // grew), and once settled, the steady state the target is about.
+  const idleWindow = async (): Promise<Record<string, number>> => {
+    const before = servers.map((s) => treeCpuUs(s.pid))
+    const t0 = performance.now()
+    await sleep(IDLE_SECONDS * 1000)
+    const seconds = (performance.now() - t0) / 1000
+    return Object.fromEntries(
+      servers.map((s, i) => [s.name, (treeCpuUs(s.pid) - (before[i] ?? 0)) / 1000 / seconds]),
+    )
+  }
   await sleep(1000)
-  const idleBefore = servers.map((s) => treeCpuUs(s.pid))
-  const t0 = performance.now()
-  await sleep(IDLE_SECONDS * 1000)
-  const idleSeconds = (performance.now() - t0) / 1000
-  const idle: Record<string, number> = Object.fromEntries(
-    servers.map((s, i) => [s.name, (treeCpuUs(s.pid) - (idleBefore[i] ?? 0)) / 1000 / idleSeconds]),
-  )
+  const idleAfterLoad = await idleWindow()
+  await sleep(IDLE_SETTLE_SECONDS * 1000)
+  const idle = await idleWindow()
 
   // Read every topic back in full: each accepted job once.
   const verdicts: WeaveResults['verdicts'] = {}
@@ -399,10 +435,13 @@ try {
     rounds: ROUNDS,
     seconds: SECONDS,
     idleSeconds: IDLE_SECONDS,
+    idleSettleSeconds: IDLE_SETTLE_SECONDS,
+    warmupSeconds: STARTUP_WARMUP_SECONDS,
     smoke: SMOKE,
     peer,
     runs,
     idleCpuMsPerSecond: idle,
+    idleAfterLoadCpuMsPerSecond: idleAfterLoad,
     verdicts,
   }
   report(results)
@@ -475,13 +514,14 @@ function report(results: WeaveResults): void {
     }
   }
   const idleRows = [
-    `| Server | Idle CPU, ms per second (${results.idleSeconds} s) | Jobs accepted | Jobs on the topic (unique) | Beyond accepted (in flight at the runs' ends, at most) | Missing | Duplicates |`,
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| Server | Idle CPU, ms per second (${results.idleSeconds} s, settled ${results.idleSettleSeconds ?? 0} s) | Idle CPU right after the load | Jobs accepted | Jobs on the topic (unique) | Beyond accepted (in flight at the runs' ends, at most) | Missing | Duplicates |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ]
   for (const server of WEAVE_SERVERS) {
     const v = results.verdicts[server]
+    const afterLoad = results.idleAfterLoadCpuMsPerSecond?.[server] ?? Number.NaN
     idleRows.push(
-      `| ${server} | ${(results.idleCpuMsPerSecond[server] ?? Number.NaN).toFixed(1)} | ${v?.expected} | ${v?.unique} | ${(v?.unique ?? 0) - (v?.expected ?? 0)} (${v?.inFlight}) | ${v?.missing} | ${v?.duplicates} |`,
+      `| ${server} | ${(results.idleCpuMsPerSecond[server] ?? Number.NaN).toFixed(1)} | ${afterLoad.toFixed(1)} | ${v?.expected} | ${v?.unique} | ${(v?.unique ?? 0) - (v?.expected ?? 0)} (${v?.inFlight}) | ${v?.missing} | ${v?.duplicates} |`,
     )
   }
   const workerIdle = results.idleCpuMsPerSecond.worker ?? Number.NaN

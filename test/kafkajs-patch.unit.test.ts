@@ -5,6 +5,8 @@
 // @ts-expect-error untyped internal module of kafkajs
 import RequestQueue from 'kafkajs/src/network/requestQueue/index.js'
 // @ts-expect-error untyped internal module of kafkajs
+import murmur2 from 'kafkajs/src/producer/partitioners/default/murmur2.js'
+// @ts-expect-error untyped internal module of kafkajs
 import crc32C from 'kafkajs/src/protocol/recordBatch/crc32C/index.js'
 // @ts-expect-error untyped internal module of kafkajs
 import Record from 'kafkajs/src/protocol/recordBatch/record/v0/index.js'
@@ -13,6 +15,7 @@ import encodeRequest from 'kafkajs/src/protocol/request.js'
 // @ts-expect-error untyped internal module of kafkajs
 import produceV7 from 'kafkajs/src/protocol/requests/produce/v7/request.js'
 import { describe, expect, it, vi } from 'vitest'
+import { murmur2 as javaMurmur2 } from './kafka/murmur2.ts'
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {}, namespace: () => quiet }
 
@@ -148,6 +151,40 @@ describe('kafkajs produce encoding, patched', () => {
       const bytes = Buffer.alloc(length)
       for (let i = 0; i < length; i++) bytes[i] = (i * 7919 + length) & 0xff
       expect(crc32C(bytes)).toBe(crc32cBitwise(bytes))
+    }
+  })
+})
+
+describe("kafkajs's murmur2, patched", () => {
+  const hash = murmur2 as (key: string | Buffer) => number
+
+  it('hashes in 32-bit ints: no 64-bit Long (a BigInt) per step', () => {
+    // The global, which kafkajs's Long (utils/long.js) calls for every value it makes.
+    const bigInt = vi.spyOn(globalThis, 'BigInt')
+    try {
+      hash('acme/support-bot')
+      // Unpatched: Longs made, multiplied and xored several times per four bytes of the key.
+      expect(bigInt).not.toHaveBeenCalled()
+    } finally {
+      vi.restoreAllMocks()
+    }
+  })
+
+  it("gives the Java client's hash for any bytes, every length and tail", () => {
+    let seed = 12345
+    const next = () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff
+      return seed >> 8
+    }
+    for (let length = 0; length <= 67; length++) {
+      for (let n = 0; n < 20; n++) {
+        const bytes = Buffer.alloc(length)
+        for (let i = 0; i < length; i++) bytes[i] = next() & 0xff
+        expect(hash(bytes)).toBe(javaMurmur2(bytes))
+      }
+    }
+    for (const key of ['acme/support-bot', 'k-é', 'é✓', '😀 entity/project', '']) {
+      expect(hash(key)).toBe(javaMurmur2(new TextEncoder().encode(key)))
     }
   })
 })
