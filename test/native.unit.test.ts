@@ -20,7 +20,11 @@ import {
   seedOrder,
 } from '../src/kafka/native.ts'
 import type { KafkaMessage, ProduceResult } from '../src/kafka/producer.ts'
-import { ShardedProducer, type ShardProduce } from '../src/kafka/producer-shards.ts'
+import {
+  type ShardAnswer,
+  ShardedProducer,
+  type ShardProduce,
+} from '../src/kafka/producer-shards.ts'
 import { producerFor } from '../src/kafka/select.ts'
 import { splitBySize } from '../src/kafka/split.ts'
 import { KAFKA_MURMUR2_VECTORS } from './fixtures/murmur2-vectors.ts'
@@ -271,7 +275,7 @@ describe('producer shards for direct delivery', () => {
     { topic: 't', key: 'k', value: '[]' },
   ]
   /** A namespace whose objects answer with `answer`, recording which shard each call reached. */
-  const fakeShards = (count: number, answer: (call: ShardProduce) => Promise<ProduceResult>) => {
+  const fakeShards = (count: number, answer: (call: ShardProduce) => Promise<ShardAnswer>) => {
     const reached: string[] = []
     const calls: ShardProduce[] = []
     const namespace = {
@@ -294,7 +298,7 @@ describe('producer shards for direct delivery', () => {
   const OPTIONS = { maxBytes: 1000 }
 
   it('spreads calls over every shard and hands each the whole call', async () => {
-    const fake = fakeShards(4, async () => ({ ok: true }))
+    const fake = fakeShards(4, async () => true)
     const producer = new ShardedProducer(fake.shards, CONNECTION, OPTIONS)
     const deadline = { at: Date.now() + 1000 }
     for (let i = 0; i < 200; i++)
@@ -310,6 +314,7 @@ describe('producer shards for direct delivery', () => {
       maxBytes: 1000,
       lingerMs: 2,
       idleMs: 60_000,
+      compact: true,
     })
     expect(await producer.produce([], deadline)).toEqual({ ok: true })
     expect(fake.calls).toHaveLength(200)
@@ -344,6 +349,18 @@ describe('producer shards for direct delivery', () => {
     expect(await silent.produce(MESSAGES, { at: Date.now() - 1 })).toMatchObject({
       reason: 'timeout',
     })
+  })
+
+  it('reads a compact `true` and the whole result object (a shard from before) alike', async () => {
+    const deadline = { at: Date.now() + 1000 }
+    for (const answer of [true, { ok: true }] as const) {
+      const producer = new ShardedProducer(
+        fakeShards(1, async () => answer).shards,
+        CONNECTION,
+        OPTIONS,
+      )
+      expect(await producer.produce(MESSAGES, deadline)).toEqual({ ok: true })
+    }
   })
 
   it("passes a shard's partial answer through unchanged", async () => {

@@ -2,8 +2,10 @@
  * The producer shards on the real broker: concurrent calls coalesced into shared produce
  * requests, each caller answered for its own records, and a producer left unused disconnected.
  */
+import { env } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
 import { nativeConnects, nativeSends } from '../../src/kafka/native.ts'
+import type { ShardProduce } from '../../src/kafka/producer-shards.ts'
 import { call, captureLogs, createKey, validBody } from '../helpers.ts'
 import { freshTopic, kafka, nativeVars, readRecords, recordsOnBroker, score } from './helpers.ts'
 
@@ -53,6 +55,27 @@ describe('producer shards', () => {
     expect(records).toHaveLength(25)
     // One call at a time would be 24 sends; the calls that wait behind one go out together.
     expect(sends).toBeLessThanOrEqual(12)
+  })
+
+  it('answers a compact caller `true` for every record landed, a caller from before the object', async () => {
+    const topic = await freshTopic('compact')
+    const stub = env.KAFKA_PRODUCERS.get(env.KAFKA_PRODUCERS.idFromName('compact-test'))
+    const connection = { brokers: kafka.bootstrap.split(','), tls: false, sasl: undefined }
+    const call = (id: string): ShardProduce => ({
+      key: JSON.stringify(connection),
+      connection,
+      messages: [{ topic, key: 'k', value: '{}', headers: [{ key: 'weave-job-id', value: id }] }],
+      deadlineAt: Date.now() + 10_000,
+      maxBytes: 1_000_000,
+      lingerMs: 0,
+      idleMs: 60_000,
+    })
+    expect(await stub.produce({ ...call('compact-1'), compact: true })).toBe(true)
+    expect(await stub.produce(call('compact-2'))).toEqual({ ok: true })
+    // A failure is the whole result either way.
+    const past = { ...call('compact-3'), deadlineAt: Date.now() - 1, compact: true }
+    expect(await stub.produce(past)).toMatchObject({ ok: false, reason: 'timeout' })
+    expect(await recordsOnBroker(topic, 2)).toHaveLength(2)
   })
 
   it('a record refused for itself fails its own caller only, not the calls sent with it', async () => {
