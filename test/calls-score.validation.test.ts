@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import { SMALL_BODY_BYTES } from '../src/fastapi/body.ts'
-import { answer, basic, call, createKey, fetchWorker, uniqueTopic } from './helpers.ts'
+import { answer, call, createKey, fetchWorker, streamedRequest, uniqueTopic } from './helpers.ts'
 
 // FastAPI 0.142 / pydantic 2.13 parity, case by case (docs/compatibility.md).
 // Positions and messages of JSON errors were produced with CPython's json module.
@@ -402,23 +402,11 @@ describe("the edge's own checks, after parity validation", () => {
 
   describe('a body streamed without a declared length', () => {
     /** The body as a stream of 50-byte chunks: the request carries no Content-Length. */
-    const streamed = async (body: string, vars: Record<string, string>) => {
-      const bytes = new TextEncoder().encode(body)
-      const stream = new ReadableStream<Uint8Array>({
-        start(controller) {
-          for (let i = 0; i < bytes.length; i += 50) controller.enqueue(bytes.slice(i, i + 50))
-          controller.close()
-        },
+    const streamed = async (body: string, vars: Record<string, string>) =>
+      fetchWorker(streamedRequest(new TextEncoder().encode(body), key, 50), {
+        KAFKA_TOPIC: topic,
+        ...vars,
       })
-      const request = new Request('https://worker.test/calls/score', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: basic(key) },
-        body: stream,
-        duplex: 'half',
-      } as RequestInit)
-      expect(request.headers.has('content-length')).toBe(false)
-      return fetchWorker(request, { KAFKA_TOPIC: topic, ...vars })
-    }
 
     it('is counted as it streams: 413 above the limit', async () => {
       const res = await streamed(JSON.stringify(validBodyOfSize(200)), { MAX_BODY_BYTES: '100' })
@@ -462,20 +450,8 @@ describe(`bodies of ${LARGE_BYTES} bytes and more`, () => {
     const vars = { KAFKA_TOPIC: topic }
     const headers = { 'content-length': String(body.length) }
     const asBytes = await answer(await call({ key, body, headers, vars }))
-    const stream = new ReadableStream<Uint8Array>({
-      start(controller) {
-        for (let i = 0; i < body.length; i += 4096) controller.enqueue(body.slice(i, i + 4096))
-        controller.close()
-      },
-    })
-    const streamed = new Request('https://worker.test/calls/score', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: basic(key) },
-      body: stream,
-      duplex: 'half',
-    } as RequestInit)
-    expect(streamed.headers.has('content-length')).toBe(false)
-    expect(await answer(await fetchWorker(streamed, vars))).toEqual(asBytes)
+    const streamed = await fetchWorker(streamedRequest(body, key, 4096), vars)
+    expect(await answer(streamed)).toEqual(asBytes)
     return asBytes
   }
 

@@ -74,6 +74,27 @@ export async function call({
   return fetchWorker(new Request(`https://worker.test${path}`, init), vars)
 }
 
+/**
+ * A JSON POST to /calls/score whose body arrives as a stream of `chunk`-byte pieces, so the
+ * request carries no Content-Length (what a client streaming its body sends).
+ */
+export function streamedRequest(body: Uint8Array, key: string, chunk: number): Request {
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (let i = 0; i < body.length; i += chunk) controller.enqueue(body.slice(i, i + chunk))
+      controller.close()
+    },
+  })
+  const request = new Request('https://worker.test/calls/score', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: basic(key) },
+    body: stream,
+    duplex: 'half',
+  } as RequestInit)
+  if (request.headers.has('content-length')) throw new Error('a streamed body got a length')
+  return request
+}
+
 /** One request through the worker's fetch handler, with extra vars over the test env. */
 export async function fetchWorker(
   request: Request,
