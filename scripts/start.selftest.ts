@@ -8,11 +8,13 @@ import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { type RunningSink, startSink } from '../dev/sink/sink.ts'
 import { freePort } from './lib/ports.ts'
+import { stopGroup, untilServing } from './lib/processes.ts'
 import { readWorkerSettings, renderConfig, writeApiKeysFile } from './lib/selfhosted.ts'
 import { createCa } from './lib/tls-certs.ts'
 
@@ -393,5 +395,36 @@ describe("npm start's own defaults", () => {
     assert.ok(
       set.includes('(name = "KAFKA_PRODUCER_SHARDS", fromEnvironment = "KAFKA_PRODUCER_SHARDS")'),
     )
+  })
+})
+
+describe('waiting for a server to serve (untilServing)', () => {
+  it('counts a probe whose body outlasts its second as not up yet, and keeps polling', async () => {
+    // The first answer sends its head and stalls its body past the probe's bound (wrangler dev
+    // under load did this); the next ones answer at once.
+    let probes = 0
+    const server = createServer((_req, res) => {
+      probes++
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '15' })
+      if (probes === 1) {
+        res.write('{"status"')
+        setTimeout(() => res.end(':"ok"}'), 1500)
+      } else res.end('{"status":"ok"}')
+    })
+    await new Promise<void>((listening) => server.listen(0, '127.0.0.1', listening))
+    const { port } = server.address() as { port: number }
+    const child = spawn('sleep', ['30'], { detached: true, stdio: 'ignore' })
+    try {
+      const up = await untilServing(`http://127.0.0.1:${port}`, child, {
+        timeoutMs: 10_000,
+        intervalMs: 50,
+      })
+      assert.equal(up, true)
+      assert.ok(probes >= 2, `probes: ${probes}`)
+    } finally {
+      await stopGroup(child, 'SIGTERM')
+      server.closeAllConnections()
+      await new Promise((closed) => server.close(closed))
+    }
   })
 })

@@ -22,13 +22,13 @@ export async function untilServing(
 ): Promise<boolean> {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline && !exited(child)) {
-    const up = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) }).then(
-      async (r) => {
+    // The probe's bound covers the body too: a body cut off by it is a failed probe, not a throw.
+    const up = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) })
+      .then(async (r) => {
         await r.arrayBuffer()
         return anyAnswer || r.ok
-      },
-      () => false,
-    )
+      })
+      .catch(() => false)
     if (up) return true
     await new Promise((r) => setTimeout(r, intervalMs))
   }
