@@ -163,9 +163,9 @@ const declaredSmall = (length: string | undefined): boolean =>
  * runtime straight from its stream (see {@link runtimeParsed}), which agrees with CPython on
  * every text it accepts that can pass validation. Every other body (small, empty, not JSON, not
  * parsed by the runtime, holding U+FFFD) is read as bytes (from the copy, when the runtime read
- * the stream), decoded like CPython and
- * parsed with JSON.parse, or with the CPython port where JSON.parse rejects it (NaN, Infinity,
- * syntax errors). The parsed value is handed to `zValidator` so the body is parsed once.
+ * the stream), decoded like CPython and parsed with JSON.parse, or with the CPython port where
+ * JSON.parse rejects it (NaN, Infinity, syntax errors). The parsed value is handed to
+ * `zValidator` so the body is parsed once.
  */
 export const fastapiJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
   const contentType = c.req.header('content-type') ?? null
