@@ -104,6 +104,13 @@ describe('kafkajs produce encoding, patched', () => {
       expect(await sha256(bytes)).toBe(
         '4470f696d8b94964fda80ed70ad2ff00f09b00f95c4ceed6a39ec9f9a99a5acd',
       )
+      // The layered encoders (a compressed request's path) write the same bytes.
+      const layered = await encodeRequest({
+        correlationId: 42,
+        clientId: 'weave-calls-score',
+        request: { ...request, encodeFramed: undefined },
+      })
+      expect(await sha256(layered.buffer)).toBe(await sha256(bytes))
     } finally {
       vi.restoreAllMocks()
     }
