@@ -91,6 +91,7 @@ type Batch = { calls: Call[]; deadlineAt: number; done: Promise<void> }
 /** One producer (one set of connection settings) and the calls queued for it. */
 type Line = {
   key: string
+  connection: NativeConnection
   connecting: Promise<Connected>
   producer: Producer | undefined
   waiting: Call[]
@@ -136,7 +137,9 @@ export class KafkaProducerShard extends DurableObject<Env> {
     if (deadlineAt <= now) {
       return failAll(messages.length, 'timeout', 'deadline passed before sending')
     }
-    const line = this.#lines.get(call.key) ?? this.#open(call)
+    const line =
+      this.#lines.get(call.key) ??
+      this.#open(call.key, call.connection, deadlineAt, call.maxBytes, call.lingerMs)
     line.lastUsed = now
     line.maxBytes = call.maxBytes
     line.lingerMs = call.lingerMs
@@ -176,21 +179,28 @@ export class KafkaProducerShard extends DurableObject<Env> {
     )
   }
 
-  #open(call: ShardProduce): Line {
+  #open(
+    key: string,
+    connection: NativeConnection,
+    deadlineAt: number,
+    maxBytes: number,
+    lingerMs: number,
+  ): Line {
     const line: Line = {
-      key: call.key,
-      connecting: connectNative(call.connection, call.deadlineAt, OUTCOME_WINDOW_MS + 2_000),
+      key,
+      connection,
+      connecting: connectNative(connection, deadlineAt, OUTCOME_WINDOW_MS + 2_000),
       producer: undefined,
       waiting: [],
       current: undefined,
       running: new Set(),
       lastUsed: Date.now(),
       lingering: false,
-      maxBytes: call.maxBytes,
-      lingerMs: call.lingerMs,
+      maxBytes,
+      lingerMs,
       closed: false,
     }
-    this.#lines.set(call.key, line)
+    this.#lines.set(key, line)
     void line.connecting.then((connected) => {
       if (!connected.ok) {
         const { reason, detail } = nativeFailureReason(connected.error)
@@ -280,27 +290,45 @@ export class KafkaProducerShard extends DurableObject<Env> {
       if (now >= call.deadlineAt - LATE_MARGIN_MS) this.#remember(call.messages, own, now)
       call.resolve(own)
     }
-    if (!result.ok && result.reason !== 'rejected') this.#drop(line, result)
+    if (!result.ok && result.reason !== 'rejected') this.#drop(line, result, true)
     else if (line.closed) this.#closeWhenDone(line)
     else this.#schedule(line)
   }
 
   /**
-   * Forgets the line: queued calls are answered `unavailable` (never sent: the policy retries
-   * them over a fresh connection), and its producer is closed once its writes in flight are
-   * done, so their outcomes are still learnt.
+   * Forgets the line, and closes its producer once its writes in flight are done, so their
+   * outcomes are still learnt. Its queued calls were never sent: after a failed send they wait on
+   * a fresh connection (`handOver`), since one broken connection says nothing about their records
+   * and failing them would spend their callers' retries; otherwise (the connect itself failed, or
+   * the line went idle) they are answered with the cause.
    */
-  #drop(line: Line, cause: ProduceResult): void {
+  #drop(line: Line, cause: ProduceResult, handOver = false): void {
     if (this.#lines.get(line.key) === line) this.#lines.delete(line.key)
     line.closed = true
-    const detail = cause.ok ? 'producer closed' : `producer closed after: ${cause.detail}`
+    const waiting = line.waiting.splice(0)
     const now = Date.now()
-    for (const call of line.waiting.splice(0)) {
-      const result = cause.ok
-        ? failAll(call.messages.length, 'unavailable', detail)
-        : { ...cause, acknowledged: call.messages.map(() => false) }
-      this.#remember(call.messages, result, now, true)
-      call.resolve(result)
+    const live = waiting.filter((call) => call.deadlineAt > now)
+    if (handOver && live.length > 0) {
+      const next =
+        this.#lines.get(line.key) ??
+        this.#open(
+          line.key,
+          line.connection,
+          Math.max(...live.map((call) => call.deadlineAt)),
+          line.maxBytes,
+          line.lingerMs,
+        )
+      next.waiting.push(...waiting)
+      if (next.producer) this.#schedule(next)
+    } else {
+      const detail = cause.ok ? 'producer closed' : `producer closed after: ${cause.detail}`
+      for (const call of waiting) {
+        const result = cause.ok
+          ? failAll(call.messages.length, 'unavailable', detail)
+          : { ...cause, acknowledged: call.messages.map(() => false) }
+        this.#remember(call.messages, result, now, true)
+        call.resolve(result)
+      }
     }
     this.#closeWhenDone(line)
   }

@@ -105,6 +105,33 @@ describe('producer shards', () => {
     expect(landed.filter((id) => id?.startsWith('s-')).sort()).toEqual(small.flat().sort())
   })
 
+  it('calls queued behind a failed send go out over a fresh connection, not failed with it', async () => {
+    const good = await freshTopic('handover')
+    // Never created (the cluster creates no topic on demand): a retriable failure of the send.
+    const broken = `weave.score_calls.absent.${crypto.randomUUID()}`
+    const stub = env.KAFKA_PRODUCERS.get(env.KAFKA_PRODUCERS.idFromName('handover-test'))
+    const brokers = Array(8).fill(kafka.bootstrap).join(',').split(',')
+    const connection = { brokers, tls: false, sasl: undefined }
+    const call = (topic: string, id: string): ShardProduce => ({
+      key: JSON.stringify(connection),
+      connection,
+      messages: [{ topic, key: 'k', value: '{}', headers: [{ key: 'weave-job-id', value: id }] }],
+      deadlineAt: Date.now() + 10_000,
+      maxBytes: 1_000_000,
+      lingerMs: 0,
+      idleMs: 60_000,
+    })
+    expect(await stub.produce(call(good, 'h-warm'))).toEqual({ ok: true })
+    const before = nativeConnects(connection.brokers)
+    // Calls to one object arrive in order: these reach it while the failing write is in flight.
+    const failing = stub.produce(call(broken, 'h-broken'))
+    const queued = Array.from({ length: 6 }, (_, i) => stub.produce(call(good, `h-${i}`)))
+    expect(await failing).toMatchObject({ ok: false, reason: 'unavailable' })
+    expect(await Promise.all(queued)).toEqual(Array(6).fill({ ok: true }))
+    expect(nativeConnects(connection.brokers)).toBe(before + 1)
+    expect(await recordsOnBroker(good, 7)).toHaveLength(7)
+  })
+
   it('a producer unused for KAFKA_PRODUCER_IDLE_SECONDS disconnects; the next call connects', async () => {
     const topic = await freshTopic('idle')
     const vars = oneShard(7, { KAFKA_PRODUCER_IDLE_SECONDS: '1' })
