@@ -36,6 +36,20 @@ const oneShard = (copies: number, extra: Record<string, string> = {}) => ({
   ...extra,
 })
 
+/** A shard's call for one record, as `ShardedProducer` makes it, to these brokers without TLS. */
+function shardCall(brokers: string[], topic: string, id: string): ShardProduce {
+  const connection = { brokers, tls: false, sasl: undefined }
+  return {
+    key: JSON.stringify(connection),
+    connection,
+    messages: [{ topic, key: 'k', value: '{}', headers: [{ key: 'weave-job-id', value: id }] }],
+    deadlineAt: Date.now() + 10_000,
+    maxBytes: 1_000_000,
+    lingerMs: 0,
+    idleMs: 60_000,
+  }
+}
+
 describe('producer shards', () => {
   it('coalesces the records of concurrent calls into fewer produce requests', async () => {
     const topic = await freshTopic('coalesce')
@@ -60,16 +74,7 @@ describe('producer shards', () => {
   it('answers a compact caller `true` for every record landed, a caller from before the object', async () => {
     const topic = await freshTopic('compact')
     const stub = env.KAFKA_PRODUCERS.get(env.KAFKA_PRODUCERS.idFromName('compact-test'))
-    const connection = { brokers: kafka.bootstrap.split(','), tls: false, sasl: undefined }
-    const call = (id: string): ShardProduce => ({
-      key: JSON.stringify(connection),
-      connection,
-      messages: [{ topic, key: 'k', value: '{}', headers: [{ key: 'weave-job-id', value: id }] }],
-      deadlineAt: Date.now() + 10_000,
-      maxBytes: 1_000_000,
-      lingerMs: 0,
-      idleMs: 60_000,
-    })
+    const call = (id: string) => shardCall(kafka.bootstrap.split(','), topic, id)
     expect(await stub.produce({ ...call('compact-1'), compact: true })).toBe(true)
     expect(await stub.produce(call('compact-2'))).toEqual({ ok: true })
     // A failure is the whole result either way.
@@ -111,24 +116,15 @@ describe('producer shards', () => {
     const broken = `weave.score_calls.absent.${crypto.randomUUID()}`
     const stub = env.KAFKA_PRODUCERS.get(env.KAFKA_PRODUCERS.idFromName('handover-test'))
     const brokers = Array(8).fill(kafka.bootstrap).join(',').split(',')
-    const connection = { brokers, tls: false, sasl: undefined }
-    const call = (topic: string, id: string): ShardProduce => ({
-      key: JSON.stringify(connection),
-      connection,
-      messages: [{ topic, key: 'k', value: '{}', headers: [{ key: 'weave-job-id', value: id }] }],
-      deadlineAt: Date.now() + 10_000,
-      maxBytes: 1_000_000,
-      lingerMs: 0,
-      idleMs: 60_000,
-    })
+    const call = (topic: string, id: string) => shardCall(brokers, topic, id)
     expect(await stub.produce(call(good, 'h-warm'))).toEqual({ ok: true })
-    const before = nativeConnects(connection.brokers)
+    const before = nativeConnects(brokers)
     // Calls to one object arrive in order: these reach it while the failing write is in flight.
     const failing = stub.produce(call(broken, 'h-broken'))
     const queued = Array.from({ length: 6 }, (_, i) => stub.produce(call(good, `h-${i}`)))
     expect(await failing).toMatchObject({ ok: false, reason: 'unavailable' })
     expect(await Promise.all(queued)).toEqual(Array(6).fill({ ok: true }))
-    expect(nativeConnects(connection.brokers)).toBe(before + 1)
+    expect(nativeConnects(brokers)).toBe(before + 1)
     expect(await recordsOnBroker(good, 7)).toHaveLength(7)
   })
 
