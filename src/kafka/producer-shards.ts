@@ -307,17 +307,11 @@ export class KafkaProducerShard extends DurableObject<Env> {
     line.closed = true
     const waiting = line.waiting.splice(0)
     const now = Date.now()
-    const live = waiting.filter((call) => call.deadlineAt > now)
-    if (handOver && live.length > 0) {
+    const latest = waiting.reduce((at, call) => Math.max(at, call.deadlineAt), 0)
+    if (handOver && latest > now) {
       const next =
         this.#lines.get(line.key) ??
-        this.#open(
-          line.key,
-          line.connection,
-          Math.max(...live.map((call) => call.deadlineAt)),
-          line.maxBytes,
-          line.lingerMs,
-        )
+        this.#open(line.key, line.connection, latest, line.maxBytes, line.lingerMs)
       next.waiting.push(...waiting)
       if (next.producer) this.#schedule(next)
     } else {
