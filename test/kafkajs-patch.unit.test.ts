@@ -161,6 +161,37 @@ describe('kafkajs produce encoding, patched', () => {
     }
   })
 
+  it('checksums with the JavaScript table where the runtime has no native CRC-32C', async () => {
+    // A fresh copy of the modules: the patch remembers that the native digest is missing.
+    vi.resetModules()
+    const missing = vi.spyOn(crypto, 'DigestStream').mockImplementation(() => {
+      throw new TypeError('Unsupported digest algorithm')
+    })
+    try {
+      vi.spyOn(Date, 'now').mockReturnValue(1765000000000)
+      // Untyped internal modules of kafkajs, the same as imported above.
+      const requestModule: string = 'kafkajs/src/protocol/request.js'
+      const produceModule: string = 'kafkajs/src/protocol/requests/produce/v7/request.js'
+      const { default: encode } = await import(requestModule)
+      const { default: produce } = await import(produceModule)
+      for (let i = 0; i < 2; i++) {
+        const encoded = await encode({
+          correlationId: 42,
+          clientId: 'weave-calls-score',
+          request: produce({ acks: -1, timeout: 5000, ...produceRequest() }),
+        })
+        expect(await sha256(encoded.buffer)).toBe(
+          '4470f696d8b94964fda80ed70ad2ff00f09b00f95c4ceed6a39ec9f9a99a5acd',
+        )
+      }
+      // Tried once, then not again.
+      expect(missing).toHaveBeenCalledTimes(1)
+    } finally {
+      vi.restoreAllMocks()
+      vi.resetModules()
+    }
+  })
+
   it('encodes a record into one buffer of its exact size, with no buffer per varint', () => {
     const from = vi.spyOn(Buffer, 'from')
     try {
