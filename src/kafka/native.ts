@@ -51,6 +51,9 @@ const CONNECT_TIMEOUT_MS = 1_500
 /** How long closing the connections may hold the invocation once the answer is known. */
 const DISCONNECT_TIMEOUT_MS = 1_000
 
+/** How long before the caller's deadline the last seed's connect attempt gives up. */
+const LAST_SEED_MARGIN_MS = 20
+
 /**
  * How a produce call's records grow, in bytes of Kafka's record batch (v2): the batch header
  * (61 bytes) and the topic's entry in the request, then per record its attributes, its
@@ -351,7 +354,12 @@ export async function connectNative(
   for (const [i, seed] of seeds.entries()) {
     const remaining = deadlineAt - Date.now()
     if (remaining <= 0) break
-    const share = i < seeds.length - 1 ? Math.min(CONNECT_TIMEOUT_MS, remaining / 2) : remaining
+    // The last seed's attempt ends a moment before the caller's deadline, so that its failure
+    // (and the seed's penalty) is settled before the caller answers, not in a race with it.
+    const share =
+      i < seeds.length - 1
+        ? Math.min(CONNECT_TIMEOUT_MS, remaining / 2)
+        : remaining - LAST_SEED_MARGIN_MS
     const budget = Math.max(1, Math.floor(share))
     const producer = createNativeProducer(
       { ...connection, brokers: [seed, ...seeds.filter((s) => s !== seed)] },
