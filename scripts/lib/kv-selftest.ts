@@ -67,35 +67,55 @@ export async function startWranglerDev(
   dir: string,
   vars: Record<string, string>,
 ): Promise<DevWorker> {
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
-  const dev: ChildProcess = spawn(
-    process.execPath,
-    [
-      WRANGLER,
-      'dev',
-      ...['--port', String(port), '--ip', '127.0.0.1', '--persist-to', dir],
-      ...['--inspector-port', '0', '--show-interactive-dev-session=false', '--log-level', 'error'],
-      ...Object.entries(vars).flatMap(([name, value]) => ['--var', `${name}:${value}`]),
-    ],
-    {
-      cwd: ROOT,
-      stdio: ['ignore', 'ignore', 'inherit'],
-      env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
-    },
-  )
+  const spawnDev = async () => {
+    const port = await freePort()
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [
+        WRANGLER,
+        'dev',
+        ...['--port', String(port), '--ip', '127.0.0.1', '--persist-to', dir],
+        ...[
+          '--inspector-port',
+          '0',
+          '--show-interactive-dev-session=false',
+          '--log-level',
+          'error',
+        ],
+        ...Object.entries(vars).flatMap(([name, value]) => ['--var', `${name}:${value}`]),
+      ],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'ignore', 'inherit'],
+        env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
+      },
+    )
+    return { child, base: `http://127.0.0.1:${port}` }
+  }
+  let dev = await spawnDev()
+  let served = false
+  let restarts = 0
   return {
     async fetch(path, init) {
       for (let attempt = 0; ; attempt++) {
         try {
-          return await fetch(`${base}${path}`, init)
+          const response = await fetch(`${dev.base}${path}`, init)
+          served = true
+          return response
         } catch (err) {
+          // The free port was taken before wrangler bound it (the CLI checks start local
+          // runtimes of their own meanwhile): start again on another one.
+          if (!served && dev.child.exitCode !== null && restarts < 3) {
+            restarts++
+            dev = await spawnDev()
+            continue
+          }
           // Not up yet, or reloading because a source file changed.
-          if (attempt >= 240 || dev.exitCode !== null) throw err
+          if (attempt >= 240 || dev.child.exitCode !== null) throw err
           await new Promise((r) => setTimeout(r, 500))
         }
       }
     },
-    stop: () => dev.kill('SIGINT'),
+    stop: () => dev.child.kill('SIGINT'),
   }
 }
